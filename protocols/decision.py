@@ -1,0 +1,59 @@
+"""The evaluator's output: what to flag, require, order, and why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CrossmatchMode = Literal["ELECTRONIC", "IMMEDIATE_SPIN", "AHG_DTT", "AHG"]
+
+
+class Finding(BaseModel):
+    """One flag, requirement, reflex order or report comment, with the rules behind it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    rules: tuple[str, ...]
+    explanation: str
+
+
+class Crossmatch(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: CrossmatchMode
+    electronic_allowed: bool
+    rules: tuple[str, ...] = ()
+    explanation: str = ""
+
+
+class RuleFiring(BaseModel):
+    """Which rule fired, on which inputs, and what it concluded (the explanation trail)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    explanation: str
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    as_of: datetime
+    flags: tuple[Finding, ...] = ()
+    requirements: tuple[Finding, ...] = ()
+    reflex_orders: tuple[Finding, ...] = ()
+    comments: tuple[Finding, ...] = ()
+    crossmatch: Crossmatch | None = None
+    fired: tuple[RuleFiring, ...] = ()
+    protocol_id: str
+    protocol_version: str
+    protocol_hash: str
+    profile_hash: str
+
+    @property
+    def rules_fired(self) -> tuple[str, ...]:
+        return tuple(sorted({f.rule for f in self.fired}))
