@@ -18,6 +18,14 @@ class Finding(BaseModel):
     code: str
     rules: tuple[str, ...]
     explanation: str
+    refs: tuple[str, ...] = Field(
+        default=(), description="Codes this finding refers to (e.g. the requirement under review)."
+    )
+    blocks_issue: bool = Field(
+        default=False,
+        description="Routine issue should wait for this to be resolved. Never true when an "
+        "emergency release is in progress (R-H1).",
+    )
 
 
 class Crossmatch(BaseModel):

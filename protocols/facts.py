@@ -115,6 +115,11 @@ class Immunofixation(_Fact):
 
     kind: Literal["ife"] = "ife"
     bands: tuple[str, ...] = ()
+    comigrates_with_drug: bool | None = Field(
+        default=None,
+        description="Whether the IgG-kappa band co-migrates with the drug position (R-J3b/R-J7); "
+        "None = not reported.",
+    )
 
 
 class MProteinIsotype(_Fact):

@@ -1,0 +1,141 @@
+"""The audit trail: append-only, hash-chained, written in the caller's transaction.
+
+`record()` is the only writer. Events wait in the session until commit; a `before_commit` hook
+then locks the chain head, links them and inserts them, so the change and its audit rows commit
+or roll back together and the lock is held only for the last moment of the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session
+
+from labflow.models import AuditEvent, AuditHead, utcnow
+
+GENESIS = "0" * 64
+_PENDING = "audit_pending"
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    reason: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    protocol_hash: str | None = None,
+    profile_hash: str | None = None,
+) -> None:
+    session.info.setdefault(_PENDING, []).append(
+        {
+            "occurred_at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "reason": reason,
+            "before": _plain(before),
+            "after": _plain(after),
+            "protocol_hash": protocol_hash,
+            "profile_hash": profile_hash,
+        }
+    )
+
+
+def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    # Round-trip through JSON so what is hashed is exactly what the JSON column gives back.
+    return None if value is None else json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def _utc_text(moment: datetime) -> str:
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(row: AuditEvent) -> str:
+    content = {
+        "seq": row.seq,
+        "occurred_at": _utc_text(row.occurred_at),
+        "actor": row.actor,
+        "action": row.action,
+        "subject_type": row.subject_type,
+        "subject_id": row.subject_id,
+        "reason": row.reason,
+        "before": row.before,
+        "after": row.after,
+        "protocol_hash": row.protocol_hash,
+        "profile_hash": row.profile_hash,
+        "prev_hash": row.prev_hash,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _append_pending(session: OrmSession) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
+    for item in pending:
+        row = AuditEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, hash="", **item)
+        row.hash = event_hash(row)
+        session.add(row)
+        head.last_seq, head.last_hash = row.seq or 0, row.hash
+    session.add(head)
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _drop_pending(session: OrmSession) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+def verify(session: Session, *, batch: int = 5000) -> VerifyReport:
+    """Walk the chain from the start; report the first link that does not hold."""
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+    last_seq = 0
+    while True:
+        query = select(AuditEvent).where(AuditEvent.seq > last_seq)  # type: ignore[operator]
+        rows = session.scalars(query.order_by(AuditEvent.seq).limit(batch)).all()  # type: ignore[arg-type]
+        if not rows:
+            break
+        for row in rows:
+            if row.seq != expected_seq:
+                return VerifyReport(False, checked, expected_seq, f"event {expected_seq} is missing")
+            if row.prev_hash != expected_prev:
+                return VerifyReport(
+                    False, checked, row.seq, "prev_hash does not match the previous event"
+                )
+            if event_hash(row) != row.hash:
+                return VerifyReport(
+                    False, checked, row.seq, "content does not match its hash (edited)"
+                )
+            expected_prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
+            last_seq = row.seq
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != expected_prev):
+        return VerifyReport(
+            False, checked, expected_seq, "chain head does not match the last event (removed)"
+        )
+    return VerifyReport(True, checked)

@@ -1,0 +1,32 @@
+"""Structured JSON logs. Never log patient identifiers: ids of rows only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_FORBIDDEN = {"mrn", "patient", "name", "birth_date", "body"}
+
+
+def _drop_patient_identifiers(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    for key in _FORBIDDEN & event.keys():
+        event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_patient_identifiers,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

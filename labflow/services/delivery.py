@@ -1,0 +1,129 @@
+"""Delivering outbox events to subscribers: signed, in order per patient, retried, logged."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import select
+from sqlmodel import Session
+
+from labflow import audit, jobs, metrics
+from labflow.db import is_postgres
+from labflow.interop.render import render_fhir, render_hl7
+from labflow.models import DeliveryAttempt, OutboundDelivery, Subscription, as_utc, utcnow
+from labflow.signing import sign
+
+log = structlog.get_logger(__name__)
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+# The Standard Webhooks example schedule: wait before attempt n+1 (seconds).
+RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+SHORT_RETRY_SECONDS = 60  # retries this soon go on the queue; later ones wait for the sweeper
+TIMEOUT_SECONDS = 15.0
+
+
+def render(fmt: str, payload: dict[str, Any]) -> tuple[str, bytes]:
+    if fmt == "fhir":
+        return "application/fhir+json", json.dumps(render_fhir(payload)).encode()
+    if fmt == "hl7v2":
+        return "application/hl7-v2", render_hl7(payload).encode()
+    return "application/json", json.dumps(payload, sort_keys=True).encode()
+
+
+def deliver_events(sessions: SessionFactory, subscription_id: str, mrn: str,
+                   client: httpx.Client | None = None) -> int:
+    """Send this patient's due events to one subscriber, oldest first; stop at a failure."""
+    delivered = 0
+    own_client = client is None
+    client = client or httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+    try:
+        while True:
+            with sessions() as session:
+                result = _deliver_next(session, client, subscription_id, mrn)
+            if result != "delivered":
+                return delivered
+            delivered += 1
+    finally:
+        if own_client:
+            client.close()
+
+
+def _deliver_next(session: Session, client: httpx.Client, subscription_id: str,
+                  mrn: str) -> str:
+    subscription = session.get(Subscription, subscription_id)
+    if subscription is None or not subscription.enabled:
+        return "disabled"
+    query = (
+        select(OutboundDelivery)
+        .where(OutboundDelivery.subscription_id == subscription_id,
+               OutboundDelivery.mrn == mrn, OutboundDelivery.status == "pending")
+        .order_by(OutboundDelivery.seq)  # type: ignore[arg-type]
+        .limit(1)
+    )
+    # SKIP LOCKED: if another worker is already sending this patient's events, leave it be.
+    query = query.with_for_update(skip_locked=True) if is_postgres(session) else query
+    delivery = session.scalars(query).first()
+    if delivery is None:
+        return "empty"
+    if as_utc(delivery.next_attempt_at) > utcnow():
+        return "not_due"
+    content_type, body = render(subscription.format, delivery.payload)
+    headers = sign(subscription.secret, delivery.event_id, body)
+    headers["content-type"] = content_type
+    started = time.perf_counter()
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        response = client.post(subscription.url, content=body, headers=headers)
+        status_code = response.status_code
+    except httpx.HTTPError as exc:
+        error = type(exc).__name__
+    elapsed = (time.perf_counter() - started) * 1000
+    delivery.attempts += 1
+    session.add(DeliveryAttempt(delivery_id=delivery.id, status_code=status_code, error=error,
+                                duration_ms=round(elapsed, 1)))
+    if status_code is not None and 200 <= status_code < 300:
+        delivery.status, delivery.delivered_at = "delivered", utcnow()
+        session.commit()
+        metrics.DELIVERIES.inc()
+        return "delivered"
+    metrics.DELIVERY_FAILURES.labels(subscription_id).inc()
+    if status_code == 410:
+        _disable(session, subscription, "endpoint answered 410 Gone")
+        delivery.last_error = "410 Gone: endpoint disabled"
+        session.commit()
+        return "disabled"
+    delivery.last_error = error or f"HTTP {status_code}"
+    wait = _next_wait(delivery.attempts)
+    if wait is None:
+        delivery.status = "failed"  # kept for manual replay
+        log.warning("delivery.gave_up", delivery_id=delivery.id, attempts=delivery.attempts)
+    else:
+        delivery.next_attempt_at = utcnow() + timedelta(seconds=wait)
+    session.commit()
+    if wait is not None and wait <= SHORT_RETRY_SECONDS:
+        jobs.send_now(jobs.DELIVER_EVENTS, subscription_id, mrn, countdown=wait)
+    return "failed"
+
+
+def _next_wait(attempts: int) -> float | None:
+    if attempts > len(RETRY_SCHEDULE):
+        return None
+    base = RETRY_SCHEDULE[attempts - 1]
+    return base * random.uniform(1.0, 1.1)  # jitter keeps retries from arriving in waves
+
+
+def _disable(session: Session, subscription: Subscription, reason: str) -> None:
+    subscription.enabled, subscription.disabled_reason = False, reason
+    audit.record(session, actor="worker:delivery", action="subscription.disabled",
+                 subject_type="subscription", subject_id=subscription.id, reason=reason,
+                 after={"url": subscription.url, "enabled": False})
+    log.warning("delivery.endpoint_disabled", subscription_id=subscription.id)

@@ -1,0 +1,156 @@
+"""Processing one inbound message: claim, map, evaluate, record, in crash-safe steps.
+
+1. Claim (own transaction): count the attempt, park after `max_attempts`, mark `processing`.
+   Counting before the work means a message that kills its worker still runs out of attempts.
+2. Work (one transaction): facts, evaluation, findings, decision, audit, outbox, `processed`.
+   The unique `decision.message_id` makes a second decision for the same message impossible,
+   whatever the broker redelivers.
+3. On a mapping error the message is parked at once; on anything else the error is recorded
+   and the message goes back to `accepted` for the sweeper to retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from labflow import audit, clinical, metrics
+from labflow.interop.model import MappingError
+from labflow.models import Decision, InboundMessage, as_utc, utcnow
+from labflow.services.facts import load_facts, lock_patient, store_facts
+from labflow.services.findings import apply_decision
+from labflow.services.mapping import map_body
+from labflow.services.outbox import decision_events, record_events
+from labflow.settings import get_settings
+from protocols import evaluate
+
+log = structlog.get_logger(__name__)
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+FINAL = {"processed", "parked", "duplicate", "quarantined"}
+
+
+def process_message(sessions: SessionFactory, message_id: str) -> str:
+    """Run the whole pipeline for one message id; returns the resulting status."""
+    started = time.perf_counter()
+    with sessions() as session:
+        outcome = _claim(session, message_id)
+    if outcome != "claimed":
+        return outcome
+    try:
+        with sessions() as session:
+            status = _work(session, message_id)
+    except MappingError as exc:
+        with sessions() as session:
+            _give_up(session, message_id, exc.errors)
+        return "parked"
+    except IntegrityError:
+        # Another delivery of this task committed the decision first: nothing to add.
+        log.info("pipeline.already_decided", message_id=message_id)
+        return "processed"
+    except Exception as exc:
+        with sessions() as session:
+            _release(session, message_id, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    metrics.DECISION_LATENCY.observe(time.perf_counter() - started)
+    return status
+
+
+def _locked(session: Session, message_id: str) -> InboundMessage | None:
+    return session.scalars(
+        select(InboundMessage).where(InboundMessage.id == message_id).with_for_update()
+    ).first()
+
+
+def _claim(session: Session, message_id: str) -> str:
+    settings = get_settings()
+    message = _locked(session, message_id)
+    if message is None:
+        return "missing"
+    if message.status in FINAL:
+        return message.status
+    now = utcnow()
+    if (message.status == "processing" and message.claimed_at is not None
+            and as_utc(message.claimed_at) > now - timedelta(seconds=settings.claim_lease_seconds)):
+        return "busy"  # someone else holds a live claim
+    if message.attempts >= settings.max_attempts:
+        _park(session, message, f"gave up after {message.attempts} attempts")
+        session.commit()
+        return "parked"
+    message.attempts += 1
+    message.status, message.claimed_at = "processing", now
+    session.commit()
+    return "claimed"
+
+
+def _work(session: Session, message_id: str) -> str:
+    message = _locked(session, message_id)
+    if message is None or message.status != "processing":
+        return message.status if message else "missing"
+    mapped = map_body(message.content_type, message.body, clinical.code_maps())
+    patient = lock_patient(session, mapped.mrn)
+    store_facts(session, patient, message.id, mapped.facts)
+    session.flush()
+
+    protocol, profile = clinical.protocol(), clinical.profile()
+    facts = load_facts(session, patient, trigger=mapped.facts[-1])
+    outcome = evaluate(protocol, profile, facts, mapped.clinical_time)
+
+    actor = f"interface:{message.interface}"
+    row = Decision(
+        patient_id=patient.id, message_id=message.id,
+        trigger=f"message:{message.id} {mapped.message_type}"[:200], as_of=outcome.as_of,
+        protocol_id=outcome.protocol_id, protocol_version=outcome.protocol_version,
+        protocol_hash=outcome.protocol_hash, profile_hash=outcome.profile_hash,
+        rules_fired=list(outcome.rules_fired), outcome=outcome.model_dump(mode="json"),
+    )
+    session.add(row)
+    changes = apply_decision(session, patient, outcome, row.id, actor)
+    row.added, row.removed = changes.added, changes.removed
+    audit.record(
+        session, actor=actor, action="decision.recorded", subject_type="decision",
+        subject_id=row.id, after={"message_id": message.id, "rules": row.rules_fired,
+                                  "added": row.added, "removed": row.removed},
+        protocol_hash=outcome.protocol_hash, profile_hash=outcome.profile_hash,
+    )
+    record_events(session, mrn=patient.mrn, origin_id=row.id, occurred_at=row.created_at,
+                  events=decision_events(changes.events, row))
+    message.status, message.processed_at = "processed", utcnow()
+    session.commit()
+    metrics.MESSAGES_PROCESSED.labels(message.interface).inc()
+    log.info("pipeline.processed", message_id=message.id, decision_id=row.id,
+             rules=len(row.rules_fired))
+    return "processed"
+
+
+def _give_up(session: Session, message_id: str, errors: list[str]) -> None:
+    message = _locked(session, message_id)
+    if message is not None and message.status not in FINAL:
+        _park(session, message, *errors)
+        session.commit()
+
+
+def _release(session: Session, message_id: str, error: str) -> None:
+    message = _locked(session, message_id)
+    if message is None or message.status in FINAL:
+        return
+    message.errors = [*message.errors, f"attempt {message.attempts}: {error}"][-20:]
+    message.status, message.claimed_at = "accepted", None
+    session.commit()
+    log.warning("pipeline.attempt_failed", message_id=message_id, attempt=message.attempts)
+
+
+def _park(session: Session, message: InboundMessage, *errors: str) -> None:
+    message.status = "parked"
+    message.errors = [*message.errors, *errors][-20:]
+    audit.record(session, actor="worker:pipeline", action="message.parked",
+                 subject_type="inbound_message", subject_id=message.id,
+                 after={"errors": list(errors), "attempts": message.attempts})
+    metrics.MESSAGES_PARKED.labels(message.interface).inc()
+    log.warning("pipeline.parked", message_id=message.id, attempts=message.attempts)

@@ -1,0 +1,119 @@
+"""Accumulates findings and rule firings during one evaluation, then freezes them sorted by code.
+
+Several rules may raise the same code; the finding then carries the union of their rule ids and
+their explanations in evaluation order (which is fixed), so output stays deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocols.codes import FLAGS, REFLEX_ORDERS, is_requirement
+from protocols.decision import Finding, RuleFiring
+
+
+class _Draft:
+    __slots__ = ("blocks_issue", "explanations", "refs", "rules")
+
+    def __init__(self) -> None:
+        self.rules: set[str] = set()
+        self.explanations: list[str] = []
+        self.refs: set[str] = set()
+        self.blocks_issue = False
+
+
+def _add(
+    bucket: dict[str, _Draft],
+    code: str,
+    rules: tuple[str, ...],
+    explanation: str,
+    refs: tuple[str, ...],
+    blocks_issue: bool,
+) -> None:
+    draft = bucket.get(code)
+    if draft is None:
+        draft = bucket[code] = _Draft()
+    draft.rules.update(rules)
+    if explanation not in draft.explanations:
+        draft.explanations.append(explanation)
+    draft.refs.update(refs)
+    draft.blocks_issue = draft.blocks_issue or blocks_issue
+
+
+def _freeze(bucket: dict[str, _Draft], emergency: bool) -> tuple[Finding, ...]:
+    return tuple(
+        Finding(
+            code=code,
+            rules=tuple(sorted(d.rules)),
+            explanation=" ".join(d.explanations),
+            refs=tuple(sorted(d.refs)),
+            blocks_issue=d.blocks_issue and not emergency,  # R-H1: nothing holds an emergency
+        )
+        for code, d in sorted(bucket.items())
+    )
+
+
+class Collector:
+    __slots__ = ("comments", "fired", "flags", "reflex", "requirements")
+
+    def __init__(self) -> None:
+        self.flags: dict[str, _Draft] = {}
+        self.requirements: dict[str, _Draft] = {}
+        self.reflex: dict[str, _Draft] = {}
+        self.comments: dict[str, _Draft] = {}
+        self.fired: list[RuleFiring] = []
+
+    def flag(
+        self,
+        code: str,
+        rules: tuple[str, ...],
+        explanation: str,
+        *,
+        refs: tuple[str, ...] = (),
+        blocks_issue: bool = False,
+    ) -> None:
+        if code not in FLAGS:
+            raise ValueError(f"not a contract flag: {code}")
+        _add(self.flags, code, rules, explanation, refs, blocks_issue)
+
+    def require(
+        self, code: str, rules: tuple[str, ...], explanation: str, *, blocks_issue: bool = False
+    ) -> None:
+        if not is_requirement(code):
+            raise ValueError(f"not a contract requirement: {code}")
+        _add(self.requirements, code, rules, explanation, (), blocks_issue)
+
+    def order(self, code: str, rules: tuple[str, ...], explanation: str) -> None:
+        if code not in REFLEX_ORDERS:
+            raise ValueError(f"not a contract reflex order: {code}")
+        _add(self.reflex, code, rules, explanation, (), False)
+
+    def comment(self, code: str, rules: tuple[str, ...], explanation: str) -> None:
+        _add(self.comments, code, rules, explanation, (), False)
+
+    def fire(self, rule: str, explanation: str, **inputs: Any) -> None:
+        self.fired.append(RuleFiring(rule=rule, inputs=inputs, explanation=explanation))
+
+    def has_flag(self, code: str) -> bool:
+        return code in self.flags
+
+    def has_requirement(self, code: str) -> bool:
+        return code in self.requirements
+
+    def frozen(
+        self, emergency: bool
+    ) -> tuple[
+        tuple[Finding, ...],
+        tuple[Finding, ...],
+        tuple[Finding, ...],
+        tuple[Finding, ...],
+        tuple[RuleFiring, ...],
+    ]:
+        fired = tuple(sorted(self.fired, key=lambda f: f.rule))  # stable: keeps rule order
+        return (
+            _freeze(self.flags, emergency),
+            _freeze(self.requirements, emergency),
+            _freeze(self.reflex, emergency),
+            _freeze(self.comments, emergency),
+            fired,
+        )

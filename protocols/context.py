@@ -1,0 +1,219 @@
+"""Clinical state derived once per evaluation from the fact index; the rule modules read it.
+
+Keeping these derivations in one place means each rule group states *what* it decides, and the
+"which screen counts", "is this typing valid" questions are answered the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from protocols.exposure import Exposure
+from protocols.fact_index import FactIndex, aware
+from protocols.facts import AntibodyIdentification, AntibodyScreen, AntigenTyping, Order
+from protocols.model import Protocol
+from protocols.profile import LabProfile
+
+TRANSFUSION_ORDERS = frozenset({"RBC", "CROSSMATCH", "TYPE_AND_SCREEN"})
+_NEGATIVE_GRADES = frozenset({"", "0", "neg", "-", "negative", "nt"})
+
+
+def reaction_grade(grade: str) -> float:
+    """0 for negative; w+/mf = 0.5; "n+" = n. Unknown non-negative text counts as reactive."""
+    text = grade.strip().lower()
+    if text in _NEGATIVE_GRADES:
+        return 0.0
+    if text[:1].isdigit():
+        return float(text[0])
+    return 0.5
+
+
+def is_panreactive(screen: AntibodyScreen) -> bool:
+    """Positive with every tested cell reactive (R-C1 pattern); needs the cell grades."""
+    cells = screen.cells
+    return (
+        screen.interpretation == "positive"
+        and bool(cells)
+        and all(reaction_grade(g) > 0 for g in cells.values())
+    )
+
+
+def antigen_of(specificity: str) -> str | None:
+    text = specificity.strip()
+    return text[5:] if text.lower().startswith("anti-") and len(text) > 5 else None
+
+
+@dataclass(slots=True)
+class Context:
+    protocol: Protocol
+    profile: LabProfile
+    facts: FactIndex
+    exposures: list[Exposure]
+    cd38: list[Exposure] = field(default_factory=list)  # active anti-CD38 (R-A2)
+    cd47: list[Exposure] = field(default_factory=list)  # active anti-CD47 (R-I1)
+    rbc_given: list[Exposure] = field(default_factory=list)  # any anti-CD38/47 ever given
+    planned: list[Exposure] = field(default_factory=list)  # ordered, no dose yet (R-B1)
+    current_orders: list[Order] = field(default_factory=list)
+    emergency: Order | None = None
+    # screens (IAT phase unless said otherwise)
+    latest_untreated: AntibodyScreen | None = None
+    latest_untreated_positive: AntibodyScreen | None = None
+    is_rt_reactive: bool = False
+    relied_screen: AntibodyScreen | None = None  # treated screen detection now relies on
+    xm_screen: AntibodyScreen | None = None  # treated screen not older than any positive one
+    treated_id: AntibodyIdentification | None = None  # latest current treated-cell panel
+    panreactive: AntibodyScreen | AntibodyIdentification | None = None
+    antibodies: dict[str, AntibodyIdentification] = field(default_factory=dict)
+    k_positive: bool | None = None
+    k_invalid_reasons: list[str] = field(default_factory=list)
+    group: str | None = None
+
+    # ---- exposure helpers -------------------------------------------------------------
+    def covered_by(self, day: date, profile: str) -> Exposure | None:
+        for exposure in self.rbc_given:
+            if exposure.profile == profile and exposure.covers(day):
+                return exposure
+        return None
+
+    @property
+    def cd38_context(self) -> bool:
+        """Anti-CD38 active now, or the current panreactivity arose inside its window."""
+        if self.cd38:
+            return True
+        return self.panreactive is not None and bool(
+            self.covered_by(self.panreactive.effective.date(), "anti-CD38")
+        )
+
+    @property
+    def dtt_path(self) -> bool:
+        return self.cd38_context and self.profile.dtt_available
+
+    # ---- typing validity (R-B2, R-B3) -----------------------------------------------------
+    def typing_problem(self, typing: AntigenTyping) -> str | None:
+        """None if the typing may be relied on; else the rule id that invalidates it."""
+        if typing.method == "genotype":
+            return None
+        moment = aware(typing.effective)
+        days = timedelta(days=self.profile.serologic_phenotype_invalid_if_transfused_within_days)
+        for transfusion in self.facts.transfusions:
+            given = aware(transfusion.effective)
+            if given <= moment <= given + days:
+                return "R-B2"
+        if typing.method not in self.profile.post_exposure_valid_typing_methods:
+            day = typing.effective.date()
+            if any(e.covers(day) for e in self.rbc_given):
+                return "R-B3"
+        return None
+
+    def valid_typing(self, antigen: str) -> AntigenTyping | None:
+        for typing in reversed(self.facts.typings):
+            if typing.antigen == antigen and self.typing_problem(typing) is None:
+                return typing
+        return None
+
+    def untyped(self, antigens: list[str]) -> list[str]:
+        return [a for a in antigens if self.valid_typing(a) is None]
+
+    def recently_transfused(self) -> bool:
+        days = timedelta(days=self.profile.serologic_phenotype_invalid_if_transfused_within_days)
+        return any(aware(t.effective) + days >= self.facts.as_of for t in self.facts.transfusions)
+
+    def lost_antigens(self, method: str) -> list[str]:
+        """Antigens a treatment method destroys or weakens (R-D2 / R-G2, profile overrides)."""
+        if method == "DTT":
+            return self.profile.dtt_sensitive_antigens
+        override = self.profile.method_destroyed_antigens.get(method)  # type: ignore[call-overload]
+        if override is not None:
+            return list(override)
+        known = self.protocol.methods.get(method)
+        return list(known.antigens()) if known else []
+
+
+def _derive_screens(ctx: Context) -> None:
+    resolving = {m for m, spec in ctx.protocol.methods.items() if spec.resolves_anti_cd38}
+    untreated: list[AntibodyScreen] = []
+    treated: list[AntibodyScreen] = []
+    for screen in ctx.facts.screens:
+        if screen.phase != "IAT":
+            continue
+        (treated if screen.method in resolving else untreated).append(screen)
+    if untreated:
+        ctx.latest_untreated = untreated[-1]
+        positives = [s for s in untreated if s.interpretation == "positive"]
+        ctx.latest_untreated_positive = positives[-1] if positives else None
+    if treated:
+        last = treated[-1]
+        later = [s for s in untreated if s.effective > last.effective]
+        # Drug noise on untreated cells inside an anti-CD38 window does not displace the
+        # treated screen; a later negative or out-of-window untreated screen does (R-D4).
+        if all(
+            s.interpretation == "positive" and ctx.covered_by(s.effective.date(), "anti-CD38")
+            for s in later
+        ):
+            ctx.relied_screen = last
+        positive = ctx.latest_untreated_positive
+        if positive is None or last.effective >= positive.effective:
+            ctx.xm_screen = last
+    since = ctx.latest_untreated.effective.date() if ctx.latest_untreated else None
+    ctx.is_rt_reactive = any(
+        s.phase in ("IS", "RT")
+        and s.interpretation == "positive"
+        and (since is None or s.effective.date() >= since)
+        for s in ctx.facts.screens
+    )
+    current = [i for i in ctx.facts.identifications if not i.historical]
+    untreated_ids = [i for i in current if i.method not in resolving]
+    treated_ids = [i for i in current if i.method in resolving]
+    if treated_ids and (
+        ctx.relied_screen is None or treated_ids[-1].effective >= ctx.relied_screen.effective
+    ):
+        ctx.treated_id = treated_ids[-1]
+    candidates: list[AntibodyScreen | AntibodyIdentification] = []
+    if ctx.latest_untreated is not None:
+        candidates.append(ctx.latest_untreated)
+    if untreated_ids:
+        candidates.append(untreated_ids[-1])
+    if candidates:
+        latest = max(candidates, key=lambda f: f.effective)
+        if (isinstance(latest, AntibodyScreen) and is_panreactive(latest)) or (
+            isinstance(latest, AntibodyIdentification) and "panreactive" in latest.specificities
+        ):
+            ctx.panreactive = latest
+
+
+def build_context(
+    protocol: Protocol, profile: LabProfile, facts: FactIndex, exposures: list[Exposure]
+) -> Context:
+    ctx = Context(protocol=protocol, profile=profile, facts=facts, exposures=exposures)
+    for exposure in exposures:
+        if exposure.profile not in ("anti-CD38", "anti-CD47"):
+            continue
+        if exposure.planned:
+            ctx.planned.append(exposure)
+            continue
+        ctx.rbc_given.append(exposure)
+        if exposure.active:
+            (ctx.cd38 if exposure.profile == "anti-CD38" else ctx.cd47).append(exposure)
+    horizon = facts.as_of - timedelta(hours=profile.current_order_hours)
+    ctx.current_orders = [
+        o for o in facts.orders if aware(o.effective) >= horizon or o is facts.trigger
+    ]
+    ctx.emergency = next(
+        (o for o in reversed(ctx.current_orders) if o.code == "EMERGENCY_RELEASE"), None
+    )
+    _derive_screens(ctx)
+    insignificant = {s.lower() for s in protocol.clinically_insignificant_specificities}
+    for ident in facts.identifications:
+        for spec in ident.specificities:
+            antigen = antigen_of(spec)
+            if antigen and spec.strip().lower() not in insignificant:
+                ctx.antibodies[antigen] = ident
+    k_typing = ctx.valid_typing("K")
+    ctx.k_positive = k_typing.positive if k_typing else None
+    ctx.k_invalid_reasons = sorted(
+        {p for t in facts.typings if t.antigen == "K" and (p := ctx.typing_problem(t))}
+    )
+    if facts.abo:
+        ctx.group = facts.abo[-1].group
+    return ctx

@@ -1,0 +1,128 @@
+"""Schema of the shipped rule data (data/anti_cd38.yaml): frozen models, unknown keys rejected.
+
+The models hold data only; derived lookups (code index, antigen -> system) are built once when
+the protocol is loaded (catalog.py) so evaluation never recomputes them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from protocols.codes import HandlingProfile
+
+Evidence = Literal["known-to-interfere", "reported-not-to-bind-rbc", "unknown"]
+Effect = Literal["destroyed", "weakened", "partial", "variable"]
+XmSituation = Literal[
+    "anti_cd47",
+    "no_dtt",
+    "no_dtt_with_antibody",
+    "dtt_resistant",
+    "antibody_present",
+    "dtt_screen_positive_unidentified",
+    "dtt_screen_pending",
+    "dtt_screen_negative",
+    "resolved_screen_negative",
+    "panreactive_no_therapy",
+    "panreactive_post_window_dtt",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Agent(_Frozen):
+    target: str
+    isotype: str | None = Field(description="Drug isotype, e.g. IgG-kappa; None if unknown.")
+    profile: HandlingProfile
+    evidence: Evidence
+    default_window_months: int = Field(ge=1, le=60)
+    ife_kit: str | None = Field(default=None, description="Drug-specific shift assay reflex.")
+    ife_band: str | None = None
+    aliases: tuple[str, ...] = ()
+    codes: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="code-system key (see code_systems) -> codes"
+    )
+
+
+class AffectedSystem(_Frozen):
+    system: str
+    antigens: tuple[str, ...]
+    effect: Effect
+    evidence: str = ""
+
+
+class Method(_Frozen):
+    """A way of treating reagent cells or plasma (R-D2 / R-G2)."""
+
+    resolves_anti_cd38: bool
+    description: str = ""
+    affected: tuple[AffectedSystem, ...] = ()
+
+    def antigens(self) -> tuple[str, ...]:
+        return tuple(a for s in self.affected for a in s.antigens)
+
+
+class CrossmatchPolicy(_Frozen):
+    mode: Literal["ELECTRONIC", "IMMEDIATE_SPIN", "AHG_DTT", "AHG"] | None = Field(
+        description="None: the lab profile chooses (R-E1)."
+    )
+    electronic_allowed: bool | None = None
+    rules: tuple[str, ...]
+    explanation: str
+
+
+class IfeRouting(_Frozen):
+    drug_band_isotype: str
+    max_mab_contribution_g_dl: float = Field(gt=0)
+    fallback_reflex: str
+    limited_comment: str
+
+
+class Emergency(_Frozen):
+    group_when_unknown: str
+    explanation: str
+
+
+class Protocol(_Frozen):
+    id: str
+    version: str
+    title: str
+    code_systems: dict[str, tuple[str, ...]] = Field(
+        description="code-system key -> every accepted spelling (FHIR URI, HL7 v2 coding system)"
+    )
+    agents: dict[str, Agent]
+    methods: dict[str, Method]
+    crossmatch: dict[XmSituation, CrossmatchPolicy]
+    ife: IfeRouting
+    emergency: Emergency
+    clinically_insignificant_specificities: tuple[str, ...] = ()
+
+    _content_hash: str = PrivateAttr(default="")
+    _drug_codes: dict[str, str] = PrivateAttr(default_factory=dict)
+    _names: dict[str, str] = PrivateAttr(default_factory=dict)
+    _antigen_system: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return self._content_hash
+
+    def drug_codes(self) -> dict[str, str]:
+        """"system|code" -> agent name, for every accepted system spelling (R-K3)."""
+        return dict(self._drug_codes)
+
+    def resolve_agent(self, raw: str, local_codes: dict[str, str]) -> str:
+        """Agent name for a name, alias, brand or "system|code" (R-K3); else the raw name."""
+        key = raw.strip()
+        found = self._names.get(key.lower()) or self._drug_codes.get(key)
+        if found:
+            return found
+        local = local_codes.get(key)
+        if local:
+            return self._names.get(local.lower(), local)
+        return key.lower()
+
+    def system_of(self, antigen: str) -> str:
+        return self._antigen_system.get(antigen, antigen)

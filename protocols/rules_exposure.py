@@ -1,0 +1,85 @@
+"""Rule group A (exposure and window) and the communication / terminology rules R-K2, R-K3."""
+
+from __future__ import annotations
+
+from protocols.collector import Collector
+from protocols.context import Context
+
+
+def apply(ctx: Context, out: Collector) -> None:
+    local = ctx.profile.local_codes
+    for record in ctx.facts.therapies:
+        agent = ctx.protocol.resolve_agent(record.agent, local)
+        if agent != record.agent:
+            out.fire(
+                "R-K3",
+                f"Drug reference {record.agent!r} matched to agent {agent}.",
+                reference=record.agent,
+                agent=agent,
+            )
+    for exposure in ctx.exposures:
+        inputs = {
+            "agent": exposure.agent,
+            "route": exposure.route,
+            "first_dose": exposure.first_dose,
+            "last_dose": exposure.last_dose,
+            "ongoing": exposure.ongoing,
+            "planned": exposure.planned,
+            "until": exposure.interference_until,
+            "profile": exposure.profile,
+        }
+        state = "planned (not yet interfering)" if exposure.planned else (
+            "active" if exposure.active else "outside its window"
+        )
+        out.fire("R-A1", f"{exposure.agent} exposure recorded: {state}.", **inputs)
+        if not exposure.planned:
+            until = "ongoing therapy" if exposure.ongoing else f"until {exposure.interference_until}"
+            out.fire("R-A2", f"{exposure.agent} interference window: {until}.", **inputs)
+        if exposure.agent == "daratumumab" and exposure.route == "SC":
+            out.fire(
+                "R-A3",
+                "Subcutaneous daratumumab is stored as such and handled like IV.",
+                route=exposure.route,
+                product=exposure.product,
+            )
+        if exposure.evidence != "known-to-interfere" and exposure.profile != "ife-only":
+            out.fire(
+                "R-A4",
+                f"{exposure.agent} has evidence state '{exposure.evidence}'; handled as "
+                f"{exposure.profile} until the laboratory director overrides it.",
+                agent=exposure.agent,
+                evidence=exposure.evidence,
+                profile=exposure.profile,
+            )
+    _active_flags(ctx, out)
+    for exposure in ctx.planned:
+        out.comment(
+            "NOTIFY_BLOOD_BANK",
+            ("R-K2", "R-B1"),
+            f"First {exposure.agent} order: notify the blood bank, issue the patient alert card and "
+            "keep the pre-treatment compatibility profile for other hospitals.",
+        )
+        out.fire("R-K2", f"First {exposure.agent} order: blood bank notification.", agent=exposure.agent)
+
+
+def _active_flags(ctx: Context, out: Collector) -> None:
+    for exposure in ctx.cd38:
+        rules = ["R-A1", "R-A2"]
+        if exposure.agent == "daratumumab" and exposure.route == "SC":
+            rules.append("R-A3")
+        if exposure.evidence != "known-to-interfere":
+            rules.append("R-A4")
+        until = "therapy ongoing" if exposure.ongoing else f"window until {exposure.interference_until}"
+        out.flag(
+            "ANTI_CD38_ACTIVE",
+            tuple(rules),
+            f"{exposure.agent} ({exposure.route or 'route not recorded'}): {until}; "
+            "indirect antiglobulin tests may be panreactive.",
+        )
+    for exposure in ctx.cd47:
+        until = "therapy ongoing" if exposure.ongoing else f"window until {exposure.interference_until}"
+        out.flag(
+            "ANTI_CD47_ACTIVE",
+            ("R-A1", "R-A2", "R-I1"),
+            f"{exposure.agent}: {until}; interference in all phases, DTT ineffective.",
+        )
