@@ -122,7 +122,9 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyReport:
             break
         for row in rows:
             if row.seq != expected_seq:
-                return VerifyReport(False, checked, expected_seq, f"event {expected_seq} is missing")
+                return VerifyReport(
+                    False, checked, expected_seq, f"event {expected_seq} is missing"
+                )
             if row.prev_hash != expected_prev:
                 return VerifyReport(
                     False, checked, row.seq, "prev_hash does not match the previous event"

@@ -24,8 +24,14 @@ def create_token(session: Session, *, role: str, name: str, actor: str = "cli") 
     token = "lf_" + secrets.token_urlsafe(32)
     row = ApiToken(name=name, role=role, token_sha256=_digest(token))
     session.add(row)
-    audit.record(session, actor=actor, action="token.created", subject_type="api_token",
-                 subject_id=row.id, after={"name": name, "role": role})
+    audit.record(
+        session,
+        actor=actor,
+        action="token.created",
+        subject_type="api_token",
+        subject_id=row.id,
+        after={"name": name, "role": role},
+    )
     session.commit()
     return token
 

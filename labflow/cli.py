@@ -11,8 +11,11 @@ from labflow import auth
 from labflow.db import session_scope
 from labflow.migrate import upgrade
 
-app = typer.Typer(help="labflow: anti-CD38 interference workflow service (decision support).",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="labflow: anti-CD38 interference workflow service (decision support).",
+    no_args_is_help=True,
+    add_completion=False,
+)
 token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 profile_app = typer.Typer(help="Lab profiles (the lab's rule parameters).", no_args_is_help=True)
@@ -56,8 +59,11 @@ def audit_verify() -> None:
     if report.ok:
         typer.echo(f"audit chain intact: {report.checked} events verified")
         return
-    typer.echo(f"audit chain BROKEN at event {report.first_broken_seq}: {report.problem} "
-               f"({report.checked} events verified before it)", err=True)
+    typer.echo(
+        f"audit chain BROKEN at event {report.first_broken_seq}: {report.problem} "
+        f"({report.checked} events verified before it)",
+        err=True,
+    )
     raise typer.Exit(1)
 
 

@@ -21,6 +21,7 @@ from labflow.settings import get_settings
 PROCESS_MESSAGE = "labflow.process_message"
 DELIVER_EVENTS = "labflow.deliver_events"
 SWEEP = "labflow.sweep"
+BENCH_NOOP = "labflow.bench_noop"
 QUEUE = "labflow"
 
 EMBEDDED_BROKER = "memory://"

@@ -10,7 +10,9 @@ import structlog
 _FORBIDDEN = {"mrn", "patient", "name", "birth_date", "body"}
 
 
-def _drop_patient_identifiers(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+def _drop_patient_identifiers(
+    _logger: object, _name: str, event: dict[str, object]
+) -> dict[str, object]:
     for key in _FORBIDDEN & event.keys():
         event[key] = "[redacted]"
     return event

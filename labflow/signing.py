@@ -38,8 +38,9 @@ def _verify_bytes(secret: str, body: bytes, headers: Mapping[str, str]) -> None:
     # The reference library decodes the body as text; a non-UTF-8 body (some HL7 v2 senders
     # use Latin-1) is checked here with the same scheme over the exact bytes.
     webhook = Webhook(secret)
-    msg_id, stamp, sig = (headers.get(h) for h in ("webhook-id", "webhook-timestamp",
-                                                   "webhook-signature"))
+    msg_id, stamp, sig = (
+        headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    )
     if not (msg_id and stamp and sig):
         raise SignatureError("Missing required headers")
     try:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from protocols.facts import (
     AboRh,
+    ActiveRequirement,
     AntibodyIdentification,
     AntibodyScreen,
     AntigenTyping,
@@ -49,6 +50,12 @@ class FactIndex:
     isotypes: list[MProteinIsotype] = field(default_factory=list)
     shifts: list[ShiftResult] = field(default_factory=list)
     trigger: Fact | None = None
+    active_requirements: list[ActiveRequirement] = field(default_factory=list)
+    times: dict[int, datetime] = field(default_factory=dict)
+
+    def time(self, fact: Fact) -> datetime:
+        """The fact's clinical time, timezone-aware (safe to compare across facts)."""
+        return self.times.get(id(fact)) or aware(fact.effective)
 
 
 _BUCKET = {
@@ -98,6 +105,13 @@ def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
     if trigger is not None and not seen_trigger and aware(trigger.effective) <= moment:
         if trigger not in patient.facts:
             kept.append((aware(trigger.effective), trigger.kind, trigger))
+    index.active_requirements = sorted(
+        (r for r in patient.active_requirements if aware(r.since) <= moment),
+        key=lambda r: (r.code, aware(r.since)),
+    )
+    times = index.times
+    for moment_, _, fact in kept:
+        times[id(fact)] = moment_
     for fact in _canonical(kept):
         getattr(index, _BUCKET[fact.kind]).append(fact)
     return index

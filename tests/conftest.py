@@ -97,14 +97,14 @@ def embedded_worker(configured: None) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def app(configured: None):  # type: ignore[no-untyped-def]
+def app(configured: None):
     from labflow.main import create_app
 
     return create_app()
 
 
 @pytest.fixture()
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     from fastapi.testclient import TestClient
 
     with TestClient(app) as test_client:
@@ -112,7 +112,7 @@ def client(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
-def session():  # type: ignore[no-untyped-def]
+def session():
     from labflow.db import session_scope
 
     with session_scope() as s:

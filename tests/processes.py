@@ -39,8 +39,9 @@ class Proc:
 
     def start(self) -> Proc:
         handle = self.log.open("ab")
-        self.popen = subprocess.Popen(self.args, env=self.env, stdout=handle, stderr=handle,
-                                      cwd=ROOT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.args, env=self.env, stdout=handle, stderr=handle, cwd=ROOT, start_new_session=True
+        )
         return self
 
     def kill9(self) -> None:
@@ -72,9 +73,22 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port)
         return self
 

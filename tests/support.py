@@ -47,8 +47,14 @@ def require_service(name: str) -> None:
     pytest.skip(message)
 
 
-def signed_headers(body: bytes, content_type: str, *, webhook_id: str | None = None,
-                   secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes,
+    content_type: str,
+    *,
+    webhook_id: str | None = None,
+    secret: str = SECRET,
+    at: float | None = None,
+) -> dict[str, str]:
     from datetime import UTC, datetime
 
     from labflow.signing import sign

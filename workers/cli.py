@@ -60,16 +60,26 @@ def worker(
     from workers.app import configure
 
     if get_settings().embedded:
-        typer.echo("LABFLOW_BROKER_URL is not set: `labflow serve` runs the embedded worker",
-                   err=True)
+        typer.echo(
+            "LABFLOW_BROKER_URL is not set: `labflow serve` runs the embedded worker", err=True
+        )
         raise typer.Exit(2)
     _prepare()
     celery_app = configure()
     with session_scope() as session:
         sweep(session)  # whatever was accepted while no worker ran
-    argv = ["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", f"--pool={pool}",
-            "-Ofair", "--without-gossip", "--without-mingle", "-Q", "labflow",
-            f"--hostname=labflow-{os.getpid()}@%h"]
+    argv = [
+        "worker",
+        "--loglevel=WARNING",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        "-Ofair",
+        "--without-gossip",
+        "--without-mingle",
+        "-Q",
+        "labflow",
+        f"--hostname=labflow-{os.getpid()}@%h",
+    ]
     if beat:
         argv.append("--beat")
     celery_app.worker_main(argv)

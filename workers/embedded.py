@@ -49,8 +49,9 @@ def start() -> EmbeddedWorker:
     thread = threading.Thread(target=controller.start, name="celery-embedded", daemon=True)
     thread.start()
     worker = EmbeddedWorker(controller, thread)
-    threading.Thread(target=_sweep_forever, args=(worker.stop_sweeping,), name="sweeper",
-                     daemon=True).start()
+    threading.Thread(
+        target=_sweep_forever, args=(worker.stop_sweeping,), name="sweeper", daemon=True
+    ).start()
     return worker
 
 

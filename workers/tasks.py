@@ -22,3 +22,13 @@ def deliver_events(subscription_id: str, mrn: str) -> int:
 def sweep() -> dict[str, int]:
     with session_scope() as session:
         return sweeper.sweep(session)
+
+
+@app.task(name=jobs.BENCH_NOOP)
+def bench_noop(sink: str) -> None:
+    """The baseline for bench/pipeline.py: a task that only notes when it ran."""
+    import time
+
+    from workers import bench_sink
+
+    bench_sink.note(sink, time.time())

@@ -22,12 +22,18 @@ def current_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "bearer token required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     token = token_for(session, credentials.credentials)
     if token is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return token
 
 
@@ -39,8 +45,7 @@ def require(*roles: str) -> Callable[[ApiToken], ApiToken]:
 
     def check(token: TokenDep) -> ApiToken:
         if token.role not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"role {token.role!r} may not do this")
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {token.role!r} may not do this")
         return token
 
     return check

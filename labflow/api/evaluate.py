@@ -22,18 +22,22 @@ class WhatIf(BaseModel):
     active_requirements: list[ActiveRequirement] = Field(default_factory=list)
     as_of: datetime
     profile: dict[str, Any] | None = Field(
-        default=None, description="Lab-profile keys to try instead of the profile in force")
+        default=None, description="Lab-profile keys to try instead of the profile in force"
+    )
 
 
-@router.post("/evaluate", response_model=Decision,
-             responses={400: {"description": "Invalid lab profile"},
-                        401: {"description": "Token required"}})
+@router.post(
+    "/evaluate",
+    response_model=Decision,
+    responses={400: {"description": "Invalid lab profile"}, 401: {"description": "Token required"}},
+)
 def what_if(body: WhatIf, _token: TokenDep) -> Decision:
     """Evaluate facts under the current (or a posted) lab profile, e.g. before go-live."""
     try:
         profile = clinical.profile() if body.profile is None else profile_from_mapping(body.profile)
     except ProfileError as exc:
         raise HTTPException(400, str(exc)) from exc
-    facts = PatientFacts(facts=tuple(body.facts),
-                         active_requirements=tuple(body.active_requirements))
+    facts = PatientFacts(
+        facts=tuple(body.facts), active_requirements=tuple(body.active_requirements)
+    )
     return evaluate(clinical.protocol(), profile, facts, body.as_of)

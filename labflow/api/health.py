@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Response
@@ -62,22 +63,29 @@ class BacklogCollector(Collector):
     """Queue depth and the age of the oldest unfinished message, read from the database."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily("labflow_queue_depth", "Messages accepted, not yet finished",
-                                  labels=["interface"])
-        oldest = GaugeMetricFamily("labflow_oldest_unprocessed_age_seconds",
-                                   "Age of the oldest unfinished message")
+        depth = GaugeMetricFamily(
+            "labflow_queue_depth", "Messages accepted, not yet finished", labels=["interface"]
+        )
+        oldest = GaugeMetricFamily(
+            "labflow_oldest_unprocessed_age_seconds", "Age of the oldest unfinished message"
+        )
         pending = GaugeMetricFamily("labflow_outbox_pending", "Outbound events not yet delivered")
         try:
             with session_scope() as session:
                 unfinished = InboundMessage.status.in_(("accepted", "processing"))  # type: ignore[attr-defined]
                 rows = session.execute(
                     select(InboundMessage.interface, func.count())
-                    .where(unfinished).group_by(InboundMessage.interface)
+                    .where(unfinished)
+                    .group_by(InboundMessage.interface)
                 ).all()
-                first = session.scalar(select(func.min(InboundMessage.received_at))
-                                       .where(unfinished))
-                waiting = session.scalar(select(func.count()).select_from(OutboundDelivery)
-                                         .where(OutboundDelivery.status == "pending"))
+                first = session.scalar(
+                    select(func.min(InboundMessage.received_at)).where(unfinished)
+                )
+                waiting = session.scalar(
+                    select(func.count())
+                    .select_from(OutboundDelivery)
+                    .where(OutboundDelivery.status == "pending")
+                )
         except Exception:
             return
         for interface, count in rows:
@@ -93,7 +101,6 @@ _collector = BacklogCollector()
 
 
 def register_backlog_metrics() -> None:
-    try:
+    # Several apps in one process (tests) would register it twice.
+    with contextlib.suppress(ValueError):
         REGISTRY.register(_collector)
-    except ValueError:
-        pass  # already registered (several apps in one test process)

@@ -43,8 +43,11 @@ _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": LabflowEvent.model_json_schema(
-                ref_template="#/components/schemas/{model}")},
+            "application/json": {
+                "schema": LabflowEvent.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+            },
             "application/fhir+json": {"schema": {"type": "object"}},
             "application/hl7-v2": {"schema": {"type": "string"}},
         },
@@ -88,21 +91,32 @@ async def post_inbound(interface: str, request: Request) -> Response:
 
     def store() -> Receipt:
         with session_scope() as session:
-            return receive(session, interface=interface, webhook_id=webhook_id,
-                           content_type=content_type, body=body,
-                           max_body_bytes=settings.max_body_bytes)
+            return receive(
+                session,
+                interface=interface,
+                webhook_id=webhook_id,
+                content_type=content_type,
+                body=body,
+                max_body_bytes=settings.max_body_bytes,
+            )
 
     receipt = await run_in_threadpool(store)
     metrics.MESSAGES_RECEIVED.labels(interface, receipt.status).inc()
     if media_type(content_type) == HL7 and receipt.http_status in (200, 202):
         code = "AA" if receipt.status in ("accepted", "duplicate") else "AE"
-        return Response(build_ack(receipt.hl7, code, receipt.errors),
-                        status_code=receipt.http_status, media_type="application/hl7-v2",
-                        headers={"x-labflow-message-id": receipt.message_id,
-                                 "x-labflow-status": receipt.status})
+        return Response(
+            build_ack(receipt.hl7, code, receipt.errors),
+            status_code=receipt.http_status,
+            media_type="application/hl7-v2",
+            headers={
+                "x-labflow-message-id": receipt.message_id,
+                "x-labflow-status": receipt.status,
+            },
+        )
     return JSONResponse(
-        Accepted(message_id=receipt.message_id, status=receipt.status,
-                 errors=receipt.errors).model_dump(),
+        Accepted(
+            message_id=receipt.message_id, status=receipt.status, errors=receipt.errors
+        ).model_dump(),
         status_code=receipt.http_status,
     )
 
@@ -117,8 +131,11 @@ async def _read_capped(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.get("/{message_id}", response_model=MessageStatus,
-            responses={404: {"model": Problem}, 401: {"model": Problem}})
+@router.get(
+    "/{message_id}",
+    response_model=MessageStatus,
+    responses={404: {"model": Problem}, 401: {"model": Problem}},
+)
 def get_inbound(message_id: str, session: SessionDep, _token: TokenDep) -> MessageStatus:
     message = session.get(InboundMessage, message_id)
     if message is None:

@@ -16,17 +16,26 @@ from labflow.services.patients import Conflict, NotFound
 router = APIRouter(prefix="/api/v1/messages", tags=["message store"])
 Operator = Annotated[ApiToken, Depends(require("supervisor", "technologist", "integration"))]
 Supervisor = Annotated[ApiToken, Depends(require("supervisor"))]
-ERRORS = {404: {"description": "No such message"}, 401: {"description": "Token required"},
-          403: {"description": "Role not allowed"}, 409: {"description": "Not reprocessable"}}
+ERRORS = {
+    404: {"description": "No such message"},
+    401: {"description": "Token required"},
+    403: {"description": "Role not allowed"},
+    409: {"description": "Not reprocessable"},
+}
 
 
 def _filter(
-    interface: str | None = None, status: str | None = None,
-    received_from: datetime | None = None, received_to: datetime | None = None,
-    mrn: str | None = None, accession: str | None = None, message_type: str | None = None,
+    interface: str | None = None,
+    status: str | None = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+    mrn: str | None = None,
+    accession: str | None = None,
+    message_type: str | None = None,
 ) -> messages.MessageFilter:
-    return messages.MessageFilter(interface, status, received_from, received_to, mrn,
-                                  accession, message_type)
+    return messages.MessageFilter(
+        interface, status, received_from, received_to, mrn, accession, message_type
+    )
 
 
 FilterDep = Annotated[messages.MessageFilter, Depends(_filter)]
@@ -34,8 +43,11 @@ FilterDep = Annotated[messages.MessageFilter, Depends(_filter)]
 
 @router.get("", responses=ERRORS)
 def list_messages(
-    flt: FilterDep, session: SessionDep, _token: TokenDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    flt: FilterDep,
+    session: SessionDep,
+    _token: TokenDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
     return messages.search(session, flt, limit=limit, offset=offset)
 
@@ -59,8 +71,9 @@ class Edited(Reason):
 
 
 @router.post("/{message_id}/reprocess", responses=ERRORS)
-def reprocess_message(message_id: str, body: Reason, session: SessionDep,
-                      token: Operator) -> dict[str, Any]:
+def reprocess_message(
+    message_id: str, body: Reason, session: SessionDep, token: Operator
+) -> dict[str, Any]:
     try:
         return messages.reprocess(session, message_id, actor=actor(token), reason=body.reason)
     except NotFound as exc:
@@ -70,8 +83,9 @@ def reprocess_message(message_id: str, body: Reason, session: SessionDep,
 
 
 @router.post("/reprocess", responses=ERRORS)
-def reprocess_matching(flt: FilterDep, body: Reason, session: SessionDep,
-                       token: Supervisor) -> dict[str, Any]:
+def reprocess_matching(
+    flt: FilterDep, body: Reason, session: SessionDep, token: Supervisor
+) -> dict[str, Any]:
     """Reprocess every message matching the filter (for example all parked of an interface)."""
     if flt.status == "duplicate":
         raise HTTPException(409, "duplicates are never applied")
@@ -80,12 +94,18 @@ def reprocess_matching(flt: FilterDep, body: Reason, session: SessionDep,
 
 
 @router.post("/{message_id}/edit", responses=ERRORS)
-def edit_message(message_id: str, body: Edited, session: SessionDep,
-                 token: Supervisor) -> dict[str, Any]:
+def edit_message(
+    message_id: str, body: Edited, session: SessionDep, token: Supervisor
+) -> dict[str, Any]:
     """Apply a corrected copy of a message; the original stays as it was, linked."""
     try:
-        return messages.edit_and_reprocess(session, message_id, body=body.body.encode(),
-                                           content_type=body.content_type, actor=actor(token),
-                                           reason=body.reason)
+        return messages.edit_and_reprocess(
+            session,
+            message_id,
+            body=body.body.encode(),
+            content_type=body.content_type,
+            actor=actor(token),
+            reason=body.reason,
+        )
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc

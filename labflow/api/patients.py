@@ -12,8 +12,10 @@ from labflow.models import ApiToken
 from labflow.services import patients
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
-NOT_FOUND = {404: {"description": "No such patient or requirement"},
-             401: {"description": "Bearer token required"}}
+NOT_FOUND = {
+    404: {"description": "No such patient or requirement"},
+    401: {"description": "Bearer token required"},
+}
 
 
 @router.get("/{mrn}", responses=NOT_FOUND)
@@ -27,7 +29,9 @@ def read_patient(mrn: str, session: SessionDep, _token: TokenDep) -> dict[str, A
 
 @router.get("/{mrn}/decisions", responses=NOT_FOUND)
 def read_decisions(
-    mrn: str, session: SessionDep, _token: TokenDep,
+    mrn: str,
+    session: SessionDep,
+    _token: TokenDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
@@ -39,19 +43,28 @@ def read_decisions(
 
 
 class Removal(BaseModel):
-    reason: str = Field(min_length=3, max_length=2000,
-                        description="Why (e.g. negative standard screen after the window)")
+    reason: str = Field(
+        min_length=3,
+        max_length=2000,
+        description="Why (e.g. negative standard screen after the window)",
+    )
 
 
-@router.post("/{mrn}/requirements/{code}/remove",
-             responses={**NOT_FOUND, 403: {"description": "Role may not remove requirements"}})
+@router.post(
+    "/{mrn}/requirements/{code}/remove",
+    responses={**NOT_FOUND, 403: {"description": "Role may not remove requirements"}},
+)
 def remove_requirement(
-    mrn: str, code: str, removal: Removal, session: SessionDep,
+    mrn: str,
+    code: str,
+    removal: Removal,
+    session: SessionDep,
     token: Annotated[ApiToken, Depends(require("supervisor"))],
 ) -> dict[str, Any]:
     """A person confirms that a requirement is no longer needed (R-D4); audited."""
     try:
-        return patients.remove_requirement(session, mrn=mrn, code=code, actor=actor(token),
-                                           reason=removal.reason)
+        return patients.remove_requirement(
+            session, mrn=mrn, code=code, actor=actor(token), reason=removal.reason
+        )
     except patients.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc

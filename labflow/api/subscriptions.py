@@ -17,9 +17,12 @@ from labflow.settings import OutboundWebhook
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["outbound"])
 Admin = Annotated[ApiToken, Depends(require())]
 Reader = Annotated[ApiToken, Depends(require("supervisor", "integration"))]
-ERRORS = {404: {"description": "No such subscription or delivery"},
-          401: {"description": "Token required"}, 403: {"description": "Admin only"},
-          409: {"description": "URL already subscribed"}}
+ERRORS = {
+    404: {"description": "No such subscription or delivery"},
+    401: {"description": "Token required"},
+    403: {"description": "Admin only"},
+    409: {"description": "URL already subscribed"},
+}
 
 
 @router.get("", responses=ERRORS)
@@ -39,18 +42,19 @@ class Enabled(BaseModel):
 
 
 @router.post("/{subscription_id}/enabled", responses=ERRORS)
-def set_enabled(subscription_id: str, body: Enabled, session: SessionDep,
-                token: Admin) -> dict[str, Any]:
+def set_enabled(
+    subscription_id: str, body: Enabled, session: SessionDep, token: Admin
+) -> dict[str, Any]:
     try:
-        return subscriptions.set_enabled(session, subscription_id, body.enabled,
-                                         actor=actor(token))
+        return subscriptions.set_enabled(session, subscription_id, body.enabled, actor=actor(token))
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
 @router.get("/{subscription_id}/deliveries", responses=ERRORS)
-def list_deliveries(subscription_id: str, session: SessionDep, _token: Reader,
-                    status: str | None = None) -> list[dict[str, Any]]:
+def list_deliveries(
+    subscription_id: str, session: SessionDep, _token: Reader, status: str | None = None
+) -> list[dict[str, Any]]:
     return subscriptions.deliveries(session, subscription_id, status=status)
 
 

@@ -172,7 +172,7 @@ class _Context:
         if res.id:
             self.by_ref[f"{res.get_resource_type()}/{res.id}"] = res
         if res.get_resource_type() == "Patient":
-            self._patient_mrn(res, f"Patient/{res.id}")
+            self._patient_mrn(res, f"Patient/{res.id}" if res.id else "Patient")
 
     def mrn(self, message_type: str) -> str:
         if not self.mrns:

@@ -38,8 +38,9 @@ def render(fmt: str, payload: dict[str, Any]) -> tuple[str, bytes]:
     return "application/json", json.dumps(payload, sort_keys=True).encode()
 
 
-def deliver_events(sessions: SessionFactory, subscription_id: str, mrn: str,
-                   client: httpx.Client | None = None) -> int:
+def deliver_events(
+    sessions: SessionFactory, subscription_id: str, mrn: str, client: httpx.Client | None = None
+) -> int:
     """Send this patient's due events to one subscriber, oldest first; stop at a failure."""
     delivered = 0
     own_client = client is None
@@ -56,15 +57,17 @@ def deliver_events(sessions: SessionFactory, subscription_id: str, mrn: str,
             client.close()
 
 
-def _deliver_next(session: Session, client: httpx.Client, subscription_id: str,
-                  mrn: str) -> str:
+def _deliver_next(session: Session, client: httpx.Client, subscription_id: str, mrn: str) -> str:
     subscription = session.get(Subscription, subscription_id)
     if subscription is None or not subscription.enabled:
         return "disabled"
     query = (
         select(OutboundDelivery)
-        .where(OutboundDelivery.subscription_id == subscription_id,
-               OutboundDelivery.mrn == mrn, OutboundDelivery.status == "pending")
+        .where(
+            OutboundDelivery.subscription_id == subscription_id,
+            OutboundDelivery.mrn == mrn,
+            OutboundDelivery.status == "pending",
+        )
         .order_by(OutboundDelivery.seq)  # type: ignore[arg-type]
         .limit(1)
     )
@@ -88,8 +91,14 @@ def _deliver_next(session: Session, client: httpx.Client, subscription_id: str,
         error = type(exc).__name__
     elapsed = (time.perf_counter() - started) * 1000
     delivery.attempts += 1
-    session.add(DeliveryAttempt(delivery_id=delivery.id, status_code=status_code, error=error,
-                                duration_ms=round(elapsed, 1)))
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id,
+            status_code=status_code,
+            error=error,
+            duration_ms=round(elapsed, 1),
+        )
+    )
     if status_code is not None and 200 <= status_code < 300:
         delivery.status, delivery.delivered_at = "delivered", utcnow()
         session.commit()
@@ -123,7 +132,13 @@ def _next_wait(attempts: int) -> float | None:
 
 def _disable(session: Session, subscription: Subscription, reason: str) -> None:
     subscription.enabled, subscription.disabled_reason = False, reason
-    audit.record(session, actor="worker:delivery", action="subscription.disabled",
-                 subject_type="subscription", subject_id=subscription.id, reason=reason,
-                 after={"url": subscription.url, "enabled": False})
+    audit.record(
+        session,
+        actor="worker:delivery",
+        action="subscription.disabled",
+        subject_type="subscription",
+        subject_id=subscription.id,
+        reason=reason,
+        after={"url": subscription.url, "enabled": False},
+    )
     log.warning("delivery.endpoint_disabled", subscription_id=subscription.id)

@@ -58,8 +58,9 @@ def find_patient(session: Session, mrn: str) -> Patient | None:
     return session.scalars(select(Patient).where(Patient.mrn == mrn)).first()
 
 
-def store_facts(session: Session, patient: Patient, message_id: str | None,
-                facts: Iterable[Fact]) -> None:
+def store_facts(
+    session: Session, patient: Patient, message_id: str | None, facts: Iterable[Fact]
+) -> None:
     for fact in facts:
         session.add(_row_for(fact, patient_id=patient.id, message_id=message_id))
 
@@ -69,8 +70,13 @@ def _row_for(fact: Fact, **common: str | None) -> _FactRow:
     base = {"effective_at": fact.effective, "fact": stored, **common}
     if isinstance(fact, Therapy):
         return TherapyExposure(
-            **base, agent=fact.agent, route=fact.route, record=fact.record,
-            first_dose=fact.first_dose, last_dose=fact.last_dose, ongoing=fact.ongoing,
+            **base,
+            agent=fact.agent,
+            route=fact.route,
+            record=fact.record,
+            first_dose=fact.first_dose,
+            last_dose=fact.last_dose,
+            ongoing=fact.ongoing,
         )
     if isinstance(fact, Order):
         return LabOrder(**base, code=fact.code, priority=fact.priority)
@@ -80,7 +86,9 @@ def _row_for(fact: Fact, **common: str | None) -> _FactRow:
         )
     if isinstance(fact, AntibodyIdentification):
         return AntibodyRecord(
-            **base, specificities=list(fact.specificities), method=fact.method,
+            **base,
+            specificities=list(fact.specificities),
+            method=fact.method,
             historical=fact.historical,
         )
     if isinstance(fact, Transfusion):

@@ -104,8 +104,9 @@ def _validate(
     return 202, "accepted", [], mapped
 
 
-def _describe(message: InboundMessage, mapped: MappedMessage | None,
-              header: Hl7Header | None) -> None:
+def _describe(
+    message: InboundMessage, mapped: MappedMessage | None, header: Hl7Header | None
+) -> None:
     if mapped is None:
         message.message_type = header.message_type if header else None
         return

@@ -27,9 +27,13 @@ class MessageFilter:
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         m = InboundMessage
-        for column, value in ((m.interface, self.interface), (m.status, self.status),
-                              (m.mrn, self.mrn), (m.accession, self.accession),
-                              (m.message_type, self.message_type)):
+        for column, value in (
+            (m.interface, self.interface),
+            (m.status, self.status),
+            (m.mrn, self.mrn),
+            (m.accession, self.accession),
+            (m.message_type, self.message_type),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if self.received_from is not None:
@@ -39,18 +43,26 @@ class MessageFilter:
         return query
 
 
-def search(session: Session, flt: MessageFilter, *, limit: int = 50, offset: int = 0
-           ) -> list[dict[str, Any]]:
+def search(
+    session: Session, flt: MessageFilter, *, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
     query = flt.apply(select(InboundMessage)).order_by(InboundMessage.received_at.desc())  # type: ignore[attr-defined]
     return [summary(m) for m in session.scalars(query.offset(offset).limit(limit))]
 
 
 def summary(m: InboundMessage) -> dict[str, Any]:
     return {
-        "id": m.id, "interface": m.interface, "status": m.status,
-        "message_type": m.message_type, "mrn": m.mrn, "accession": m.accession,
-        "received_at": m.received_at.isoformat(), "attempts": m.attempts,
-        "errors": m.errors, "webhook_id": m.webhook_id, "control_id": m.control_id,
+        "id": m.id,
+        "interface": m.interface,
+        "status": m.status,
+        "message_type": m.message_type,
+        "mrn": m.mrn,
+        "accession": m.accession,
+        "received_at": m.received_at.isoformat(),
+        "attempts": m.attempts,
+        "errors": m.errors,
+        "webhook_id": m.webhook_id,
+        "control_id": m.control_id,
         "original_id": m.original_id,
     }
 
@@ -60,8 +72,9 @@ def detail(session: Session, message_id: str) -> dict[str, Any]:
     if m is None:
         raise NotFound("no such message")
     decisions = session.scalars(select(Decision.id).where(Decision.message_id == m.id)).all()
-    copies = session.scalars(select(InboundMessage.id)
-                             .where(InboundMessage.original_id == m.id)).all()
+    copies = session.scalars(
+        select(InboundMessage.id).where(InboundMessage.original_id == m.id)
+    ).all()
     return {
         **summary(m),
         "content_type": m.content_type,
@@ -88,44 +101,80 @@ def reprocess(session: Session, message_id: str, *, actor: str, reason: str) -> 
         m.status, m.attempts, m.claimed_at, m.dispatched_at = "accepted", 0, None, utcnow()
         m.reprocess_reason, m.errors = reason, [*m.errors, f"reprocess requested: {reason}"]
         jobs.enqueue(session, jobs.PROCESS_MESSAGE, m.id)
-        audit.record(session, actor=actor, action="message.reprocess", subject_type=
-                     "inbound_message", subject_id=m.id, reason=reason, before=before,
-                     after=summary(m))
+        audit.record(
+            session,
+            actor=actor,
+            action="message.reprocess",
+            subject_type="inbound_message",
+            subject_id=m.id,
+            reason=reason,
+            before=before,
+            after=summary(m),
+        )
         session.commit()
         return summary(m)
     return _copy(session, m, m.body, m.content_type, actor=actor, reason=reason)
 
 
-def reprocess_matching(session: Session, flt: MessageFilter, *, actor: str, reason: str,
-                       limit: int = 1000) -> list[str]:
+def reprocess_matching(
+    session: Session, flt: MessageFilter, *, actor: str, reason: str, limit: int = 1000
+) -> list[str]:
     ids = [m["id"] for m in search(session, flt, limit=limit)]
     for message_id in ids:
         reprocess(session, message_id, actor=actor, reason=reason)
     return ids
 
 
-def edit_and_reprocess(session: Session, message_id: str, *, body: bytes,
-                       content_type: str | None, actor: str, reason: str) -> dict[str, Any]:
+def edit_and_reprocess(
+    session: Session,
+    message_id: str,
+    *,
+    body: bytes,
+    content_type: str | None,
+    actor: str,
+    reason: str,
+) -> dict[str, Any]:
     m = session.get(InboundMessage, message_id)
     if m is None:
         raise NotFound("no such message")
     return _copy(session, m, body, content_type or m.content_type, actor=actor, reason=reason)
 
 
-def _copy(session: Session, original: InboundMessage, body: bytes, content_type: str, *,
-          actor: str, reason: str) -> dict[str, Any]:
+def _copy(
+    session: Session,
+    original: InboundMessage,
+    body: bytes,
+    content_type: str,
+    *,
+    actor: str,
+    reason: str,
+) -> dict[str, Any]:
     copy = InboundMessage(
-        interface=original.interface, content_type=content_type, body=body,
-        body_sha256=hashlib.sha256(body).hexdigest(), status="accepted",
-        original_id=original.id, reprocess_reason=reason, submitted_by=actor,
-        webhook_id=original.webhook_id, dispatched_at=utcnow(),
-        mrn=original.mrn, accession=original.accession, message_type=original.message_type,
+        interface=original.interface,
+        content_type=content_type,
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        status="accepted",
+        original_id=original.id,
+        reprocess_reason=reason,
+        submitted_by=actor,
+        webhook_id=original.webhook_id,
+        dispatched_at=utcnow(),
+        mrn=original.mrn,
+        accession=original.accession,
+        message_type=original.message_type,
     )
     session.add(copy)
     jobs.enqueue(session, jobs.PROCESS_MESSAGE, copy.id)
-    audit.record(session, actor=actor, action="message.copied_for_reprocess",
-                 subject_type="inbound_message", subject_id=copy.id, reason=reason,
-                 before={"original": original.id, "sha256": original.body_sha256},
-                 after={"sha256": copy.body_sha256, "edited": body != original.body})
+    audit.record(
+        session,
+        actor=actor,
+        action="message.copied_for_reprocess",
+        subject_type="inbound_message",
+        subject_id=copy.id,
+        reason=reason,
+        before={"original": original.id, "sha256": original.body_sha256},
+        after={"sha256": copy.body_sha256, "edited": body != original.body},
+    )
     session.commit()
     return summary(copy)

@@ -23,8 +23,9 @@ EVENT_TYPES = (
 )
 
 
-def decision_events(changes_events: list[dict[str, Any]], decision: Decision
-                    ) -> list[dict[str, Any]]:
+def decision_events(
+    changes_events: list[dict[str, Any]], decision: Decision
+) -> list[dict[str, Any]]:
     summary = {
         "event": "decision.recorded",
         "code": "DECISION",
@@ -39,15 +40,24 @@ def decision_events(changes_events: list[dict[str, Any]], decision: Decision
     context = {
         "decision_id": decision.id,
         "as_of": decision.as_of.isoformat(),
-        "protocol": {"id": decision.protocol_id, "version": decision.protocol_version,
-                     "hash": decision.protocol_hash},
+        "protocol": {
+            "id": decision.protocol_id,
+            "version": decision.protocol_version,
+            "hash": decision.protocol_hash,
+        },
         "profile_hash": decision.profile_hash,
     }
     return [{**item, **context} for item in [*changes_events, summary]]
 
 
-def record_events(session: Session, *, mrn: str, origin_id: str, occurred_at: datetime,
-                  events: list[dict[str, Any]]) -> int:
+def record_events(
+    session: Session,
+    *,
+    mrn: str,
+    origin_id: str,
+    occurred_at: datetime,
+    events: list[dict[str, Any]],
+) -> int:
     """Fan events out to every enabled subscription that wants them; return rows written."""
     subscriptions = session.scalars(select(Subscription).where(Subscription.enabled)).all()
     if not subscriptions:
@@ -67,10 +77,17 @@ def record_events(session: Session, *, mrn: str, origin_id: str, occurred_at: da
         for sub in subscriptions:
             if "*" not in sub.events and item["event"] not in sub.events:
                 continue
-            session.add(OutboundDelivery(
-                seq=base + index, subscription_id=sub.id, event_id=payload["event_id"],
-                event_type=item["event"], mrn=mrn, payload=payload, next_attempt_at=occurred_at,
-            ))
+            session.add(
+                OutboundDelivery(
+                    seq=base + index,
+                    subscription_id=sub.id,
+                    event_id=payload["event_id"],
+                    event_type=item["event"],
+                    mrn=mrn,
+                    payload=payload,
+                    next_attempt_at=occurred_at,
+                )
+            )
             wanted_by.add(sub.id)
             written += 1
     for subscription_id in sorted(wanted_by):
@@ -80,5 +97,6 @@ def record_events(session: Session, *, mrn: str, origin_id: str, occurred_at: da
 
 def record_person_event(session: Session, *, mrn: str, event: dict[str, Any]) -> int:
     """An event caused by a person (e.g. a requirement removed), not by a decision."""
-    return record_events(session, mrn=mrn, origin_id=uuid.uuid4().hex, occurred_at=utcnow(),
-                         events=[event])
+    return record_events(
+        session, mrn=mrn, origin_id=uuid.uuid4().hex, occurred_at=utcnow(), events=[event]
+    )

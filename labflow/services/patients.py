@@ -32,17 +32,23 @@ def patient_view(session: Session, mrn: str, as_of: datetime | None = None) -> d
     therapies = exposures(clinical.protocol(), clinical.profile(), facts, as_of)
     active = [t for t in therapies if t.active]
     until = [t.interference_until for t in active if t.interference_until is not None]
-    latest = session.scalars(select(Decision).where(Decision.patient_id == patient.id)
-                             .order_by(Decision.created_at.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    latest = session.scalars(
+        select(Decision)
+        .where(Decision.patient_id == patient.id)
+        .order_by(Decision.created_at.desc())
+        .limit(1)
+    ).first()  # type: ignore[attr-defined]
     rows = lambda table: session.scalars(  # noqa: E731
-        select(table).where(table.patient_id == patient.id).order_by(table.created_at))
+        select(table).where(table.patient_id == patient.id).order_by(table.created_at)
+    )
     return {
         "mrn": patient.mrn,
         "therapies": [t.model_dump(mode="json") for t in therapies],
         "interference": {
             "active": bool(active),
             "profiles": sorted({t.profile for t in active}),
-            "until": None if any(t.ongoing for t in active) or not until
+            "until": None
+            if any(t.ongoing for t in active) or not until
             else max(until).isoformat(),
         },
         "requirements": [_finding(r) for r in rows(Requirement) if r.status != "removed"],
@@ -54,17 +60,28 @@ def patient_view(session: Session, mrn: str, as_of: datetime | None = None) -> d
 
 
 def _finding(row: Requirement | PatientFlag | ReflexOrder) -> dict[str, Any]:
-    return {"code": row.code, "status": row.status, "rules": row.rules, "reason": row.reason,
-            "since": row.created_at.isoformat()}
+    return {
+        "code": row.code,
+        "status": row.status,
+        "rules": row.rules,
+        "reason": row.reason,
+        "since": row.created_at.isoformat(),
+    }
 
 
-def decisions(session: Session, mrn: str, *, limit: int = 100, offset: int = 0
-              ) -> list[dict[str, Any]]:
+def decisions(
+    session: Session, mrn: str, *, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     patient = find_patient(session, mrn)
     if patient is None:
         raise NotFound(f"no patient with MRN {mrn!r}")
-    rows = session.scalars(select(Decision).where(Decision.patient_id == patient.id)
-                           .order_by(Decision.created_at).offset(offset).limit(limit))  # type: ignore[arg-type]
+    rows = session.scalars(
+        select(Decision)
+        .where(Decision.patient_id == patient.id)
+        .order_by(Decision.created_at)
+        .offset(offset)
+        .limit(limit)
+    )  # type: ignore[arg-type]
     return [decision_view(d) for d in rows]
 
 
@@ -83,29 +100,55 @@ def decision_view(d: Decision) -> dict[str, Any]:
         "removed": d.removed,
         "explanation": [f"{f['rule']}: {f['explanation']}" for f in fired],
         "fired": fired,
-        "outcome": {k: d.outcome.get(k) for k in
-                    ("flags", "requirements", "reflex_orders", "comments", "crossmatch")},
+        "outcome": {
+            k: d.outcome.get(k)
+            for k in ("flags", "requirements", "reflex_orders", "comments", "crossmatch")
+        },
     }
 
 
-def remove_requirement(session: Session, *, mrn: str, code: str, actor: str,
-                       reason: str) -> dict[str, Any]:
+def remove_requirement(
+    session: Session, *, mrn: str, code: str, actor: str, reason: str
+) -> dict[str, Any]:
     patient = find_patient(session, mrn)
     if patient is None:
         raise NotFound(f"no patient with MRN {mrn!r}")
-    row = session.scalars(select(Requirement).where(
-        Requirement.patient_id == patient.id, Requirement.code == code,
-        Requirement.status != "removed").with_for_update()).first()
+    row = session.scalars(
+        select(Requirement)
+        .where(
+            Requirement.patient_id == patient.id,
+            Requirement.code == code,
+            Requirement.status != "removed",
+        )
+        .with_for_update()
+    ).first()
     if row is None:
         raise NotFound(f"no requirement {code!r} in force")
     before = _finding(row)
     row.status, row.removed_by, row.updated_at = "removed", actor, utcnow()
-    audit.record(session, actor=actor, action="requirement.removed", subject_type="requirement",
-                 subject_id=row.id, reason=reason, before=before, after=_finding(row),
-                 profile_hash=clinical.profile().content_hash,
-                 protocol_hash=clinical.protocol().content_hash)
-    record_person_event(session, mrn=mrn, event={
-        "event": "requirement.removed", "code": code, "status": "removed",
-        "rules": list(row.rules), "explanation": reason, "removed_by": actor})
+    audit.record(
+        session,
+        actor=actor,
+        action="requirement.removed",
+        subject_type="requirement",
+        subject_id=row.id,
+        reason=reason,
+        before=before,
+        after=_finding(row),
+        profile_hash=clinical.profile().content_hash,
+        protocol_hash=clinical.protocol().content_hash,
+    )
+    record_person_event(
+        session,
+        mrn=mrn,
+        event={
+            "event": "requirement.removed",
+            "code": code,
+            "status": "removed",
+            "rules": list(row.rules),
+            "explanation": reason,
+            "removed_by": actor,
+        },
+    )
     session.commit()
     return _finding(row)

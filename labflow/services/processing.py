@@ -76,8 +76,11 @@ def _claim(session: Session, message_id: str) -> str:
     if message.status in FINAL:
         return message.status
     now = utcnow()
-    if (message.status == "processing" and message.claimed_at is not None
-            and as_utc(message.claimed_at) > now - timedelta(seconds=settings.claim_lease_seconds)):
+    if (
+        message.status == "processing"
+        and message.claimed_at is not None
+        and as_utc(message.claimed_at) > now - timedelta(seconds=settings.claim_lease_seconds)
+    ):
         return "busy"  # someone else holds a live claim
     if message.attempts >= settings.max_attempts:
         _park(session, message, f"gave up after {message.attempts} attempts")
@@ -104,28 +107,48 @@ def _work(session: Session, message_id: str) -> str:
 
     actor = f"interface:{message.interface}"
     row = Decision(
-        patient_id=patient.id, message_id=message.id,
-        trigger=f"message:{message.id} {mapped.message_type}"[:200], as_of=outcome.as_of,
-        protocol_id=outcome.protocol_id, protocol_version=outcome.protocol_version,
-        protocol_hash=outcome.protocol_hash, profile_hash=outcome.profile_hash,
-        rules_fired=list(outcome.rules_fired), outcome=outcome.model_dump(mode="json"),
+        patient_id=patient.id,
+        message_id=message.id,
+        trigger=f"message:{message.id} {mapped.message_type}"[:200],
+        as_of=outcome.as_of,
+        protocol_id=outcome.protocol_id,
+        protocol_version=outcome.protocol_version,
+        protocol_hash=outcome.protocol_hash,
+        profile_hash=outcome.profile_hash,
+        rules_fired=list(outcome.rules_fired),
+        outcome=outcome.model_dump(mode="json"),
     )
     session.add(row)
     changes = apply_decision(session, patient, outcome, row.id, actor)
     row.added, row.removed = changes.added, changes.removed
     audit.record(
-        session, actor=actor, action="decision.recorded", subject_type="decision",
-        subject_id=row.id, after={"message_id": message.id, "rules": row.rules_fired,
-                                  "added": row.added, "removed": row.removed},
-        protocol_hash=outcome.protocol_hash, profile_hash=outcome.profile_hash,
+        session,
+        actor=actor,
+        action="decision.recorded",
+        subject_type="decision",
+        subject_id=row.id,
+        after={
+            "message_id": message.id,
+            "rules": row.rules_fired,
+            "added": row.added,
+            "removed": row.removed,
+        },
+        protocol_hash=outcome.protocol_hash,
+        profile_hash=outcome.profile_hash,
     )
-    record_events(session, mrn=patient.mrn, origin_id=row.id, occurred_at=row.created_at,
-                  events=decision_events(changes.events, row))
+    record_events(
+        session,
+        mrn=patient.mrn,
+        origin_id=row.id,
+        occurred_at=row.created_at,
+        events=decision_events(changes.events, row),
+    )
     message.status, message.processed_at = "processed", utcnow()
     session.commit()
     metrics.MESSAGES_PROCESSED.labels(message.interface).inc()
-    log.info("pipeline.processed", message_id=message.id, decision_id=row.id,
-             rules=len(row.rules_fired))
+    log.info(
+        "pipeline.processed", message_id=message.id, decision_id=row.id, rules=len(row.rules_fired)
+    )
     return "processed"
 
 
@@ -149,8 +172,13 @@ def _release(session: Session, message_id: str, error: str) -> None:
 def _park(session: Session, message: InboundMessage, *errors: str) -> None:
     message.status = "parked"
     message.errors = [*message.errors, *errors][-20:]
-    audit.record(session, actor="worker:pipeline", action="message.parked",
-                 subject_type="inbound_message", subject_id=message.id,
-                 after={"errors": list(errors), "attempts": message.attempts})
+    audit.record(
+        session,
+        actor="worker:pipeline",
+        action="message.parked",
+        subject_type="inbound_message",
+        subject_id=message.id,
+        after={"errors": list(errors), "attempts": message.attempts},
+    )
     metrics.MESSAGES_PARKED.labels(message.interface).inc()
     log.warning("pipeline.parked", message_id=message.id, attempts=message.attempts)

@@ -22,53 +22,92 @@ def sync_from_settings(session: Session, webhooks: list[OutboundWebhook]) -> Non
             create(session, hook, actor="config")
         elif (row.secret, row.events, row.format) != (hook.secret, hook.events, hook.format):
             row.secret, row.events, row.format = hook.secret, hook.events, hook.format
-            audit.record(session, actor="config", action="subscription.updated",
-                         subject_type="subscription", subject_id=row.id, after=view(row))
+            audit.record(
+                session,
+                actor="config",
+                action="subscription.updated",
+                subject_type="subscription",
+                subject_id=row.id,
+                after=view(row),
+            )
             session.commit()
 
 
 def create(session: Session, hook: OutboundWebhook, *, actor: str) -> Subscription:
     row = Subscription(url=hook.url, secret=hook.secret, events=hook.events, format=hook.format)
     session.add(row)
-    audit.record(session, actor=actor, action="subscription.created",
-                 subject_type="subscription", subject_id=row.id, after=view(row))
+    audit.record(
+        session,
+        actor=actor,
+        action="subscription.created",
+        subject_type="subscription",
+        subject_id=row.id,
+        after=view(row),
+    )
     session.commit()
     return row
 
 
 def view(row: Subscription) -> dict[str, Any]:
-    return {"id": row.id, "url": row.url, "events": row.events, "format": row.format,
-            "enabled": row.enabled, "disabled_reason": row.disabled_reason}
+    return {
+        "id": row.id,
+        "url": row.url,
+        "events": row.events,
+        "format": row.format,
+        "enabled": row.enabled,
+        "disabled_reason": row.disabled_reason,
+    }
 
 
-def set_enabled(session: Session, subscription_id: str, enabled: bool, *, actor: str) -> dict[str, Any]:
+def set_enabled(
+    session: Session, subscription_id: str, enabled: bool, *, actor: str
+) -> dict[str, Any]:
     row = session.get(Subscription, subscription_id)
     if row is None:
         raise NotFound("no such subscription")
     before = view(row)
     row.enabled, row.disabled_reason = enabled, None if enabled else f"disabled by {actor}"
-    audit.record(session, actor=actor, action="subscription.enabled" if enabled else
-                 "subscription.disabled", subject_type="subscription", subject_id=row.id,
-                 before=before, after=view(row))
+    audit.record(
+        session,
+        actor=actor,
+        action="subscription.enabled" if enabled else "subscription.disabled",
+        subject_type="subscription",
+        subject_id=row.id,
+        before=before,
+        after=view(row),
+    )
     if enabled:
-        for mrn in set(session.scalars(select(OutboundDelivery.mrn).where(
-                OutboundDelivery.subscription_id == row.id,
-                OutboundDelivery.status == "pending"))):
+        for mrn in set(
+            session.scalars(
+                select(OutboundDelivery.mrn).where(
+                    OutboundDelivery.subscription_id == row.id, OutboundDelivery.status == "pending"
+                )
+            )
+        ):
             jobs.enqueue(session, jobs.DELIVER_EVENTS, row.id, mrn)
     session.commit()
     return view(row)
 
 
-def deliveries(session: Session, subscription_id: str, *, status: str | None = None,
-               limit: int = 100) -> list[dict[str, Any]]:
+def deliveries(
+    session: Session, subscription_id: str, *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     query = select(OutboundDelivery).where(OutboundDelivery.subscription_id == subscription_id)
     if status:
         query = query.where(OutboundDelivery.status == status)
     rows = session.scalars(query.order_by(OutboundDelivery.seq).limit(limit))  # type: ignore[arg-type]
-    return [{"id": d.id, "event_id": d.event_id, "event": d.event_type, "status": d.status,
-             "attempts": d.attempts, "last_error": d.last_error,
-             "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
-            for d in rows]
+    return [
+        {
+            "id": d.id,
+            "event_id": d.event_id,
+            "event": d.event_type,
+            "status": d.status,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+        }
+        for d in rows
+    ]
 
 
 def replay(session: Session, delivery_id: str, *, actor: str) -> dict[str, Any]:
@@ -78,8 +117,15 @@ def replay(session: Session, delivery_id: str, *, actor: str) -> dict[str, Any]:
         raise NotFound("no such delivery")
     before = {"status": d.status, "attempts": d.attempts}
     d.status, d.next_attempt_at, d.attempts = "pending", utcnow(), 0
-    audit.record(session, actor=actor, action="delivery.replayed", subject_type="delivery",
-                 subject_id=d.id, before=before, after={"status": "pending"})
+    audit.record(
+        session,
+        actor=actor,
+        action="delivery.replayed",
+        subject_type="delivery",
+        subject_id=d.id,
+        before=before,
+        after={"status": "pending"},
+    )
     jobs.enqueue(session, jobs.DELIVER_EVENTS, d.subscription_id, d.mrn)
     session.commit()
     return {"id": d.id, "status": d.status}

@@ -28,15 +28,21 @@ def sweep(session: Session, *, limit: int = 5000, restart: bool = False) -> dict
     waiting = or_(
         and_(
             InboundMessage.status == "accepted",
-            or_(InboundMessage.dispatched_at.is_(None),  # type: ignore[union-attr]
-                InboundMessage.dispatched_at < stale),  # type: ignore[operator]
+            or_(
+                InboundMessage.dispatched_at.is_(None),  # type: ignore[union-attr]
+                InboundMessage.dispatched_at < stale,
+            ),  # type: ignore[operator]
         ),
-        and_(InboundMessage.status == "processing",
-             InboundMessage.claimed_at < lease),  # type: ignore[operator]
+        and_(InboundMessage.status == "processing", InboundMessage.claimed_at < lease),  # type: ignore[operator]
     )
-    ids = list(session.scalars(
-        select(InboundMessage.id).where(waiting).order_by(InboundMessage.received_at).limit(limit)
-    ))
+    ids = list(
+        session.scalars(
+            select(InboundMessage.id)
+            .where(waiting)
+            .order_by(InboundMessage.received_at)
+            .limit(limit)
+        )
+    )
     if ids:
         session.execute(
             InboundMessage.__table__.update()  # type: ignore[attr-defined]

@@ -36,11 +36,13 @@ pytestmark = pytest.mark.fault
 def _post_all(base: str, bodies: list[bytes], threads: int = 4) -> list[str]:
     def post(body: bytes) -> str:
         for _ in range(50):  # the service may be restarting: the sender retries, same id
-            headers = signed_headers(body, "application/json",
-                                     webhook_id="ft_" + hashlib.sha1(body).hexdigest()[:20])
+            headers = signed_headers(
+                body, "application/json", webhook_id="ft_" + hashlib.sha1(body).hexdigest()[:20]
+            )
             try:
-                response = httpx.post(f"{base}/api/v1/inbound/{INTERFACE}", content=body,
-                                      headers=headers, timeout=10)
+                response = httpx.post(
+                    f"{base}/api/v1/inbound/{INTERFACE}", content=body, headers=headers, timeout=10
+                )
                 if response.status_code in (200, 202):
                     return str(response.json()["message_id"])
             except httpx.HTTPError:
@@ -58,9 +60,12 @@ def _counts(url: str) -> dict[str, int]:
         rows = conn.execute(text("SELECT status, count(*) FROM inbound_message GROUP BY status"))
         counts = {status: n for status, n in rows}
         counts["decisions"] = conn.execute(text("SELECT count(*) FROM decision")).scalar_one()
-        counts["max_per_message"] = conn.execute(text(
-            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM decision "
-            "GROUP BY message_id) AS per_message")).scalar_one()
+        counts["max_per_message"] = conn.execute(
+            text(
+                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM decision "
+                "GROUP BY message_id) AS per_message"
+            )
+        ).scalar_one()
     engine.dispose()
     return counts
 
@@ -77,8 +82,13 @@ def _wait_until_finished(url: str, total: int, timeout: float) -> dict[str, int]
 
 
 def _audit_verify(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*labflow_command(), "audit", "verify"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [*labflow_command(), "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _check_outcome(counts: dict[str, int], total: int) -> None:
@@ -88,7 +98,7 @@ def _check_outcome(counts: dict[str, int], total: int) -> None:
 
 
 @pytest.fixture()
-def postgres_database():  # type: ignore[no-untyped-def]
+def postgres_database():
     import psycopg
 
     require_service("postgres")
@@ -100,14 +110,18 @@ def postgres_database():  # type: ignore[no-untyped-def]
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_postgres_redis_workers_survive_kill_and_broker_restart(postgres_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_redis_workers_survive_kill_and_broker_restart(
+    postgres_database, tmp_path: Path
+) -> None:
     require_service("redis")
     redis = PrivateRedis().start()
     port = free_port()
     env = service_env(
-        LABFLOW_DATABASE_URL=postgres_database, LABFLOW_BROKER_URL=redis.url,
+        LABFLOW_DATABASE_URL=postgres_database,
+        LABFLOW_BROKER_URL=redis.url,
         LABFLOW_INBOUND_SECRETS=json.dumps({INTERFACE: SECRET}),
-        LABFLOW_SWEEP_INTERVAL_SECONDS="2", LABFLOW_STALE_AFTER_SECONDS="5",
+        LABFLOW_SWEEP_INTERVAL_SECONDS="2",
+        LABFLOW_STALE_AFTER_SECONDS="5",
         LABFLOW_CLAIM_LEASE_SECONDS="10",
     )
     cmd = labflow_command()
@@ -142,8 +156,10 @@ def test_embedded_default_finishes_accepted_work_after_a_hard_restart(tmp_path: 
     port = free_port()
     database = f"sqlite:///{tmp_path / 'labflow.db'}"
     env = service_env(
-        LABFLOW_DATABASE_URL=database, LABFLOW_INBOUND_SECRETS=json.dumps({INTERFACE: SECRET}),
-        LABFLOW_SWEEP_INTERVAL_SECONDS="1", LABFLOW_STALE_AFTER_SECONDS="5",
+        LABFLOW_DATABASE_URL=database,
+        LABFLOW_INBOUND_SECRETS=json.dumps({INTERFACE: SECRET}),
+        LABFLOW_SWEEP_INTERVAL_SECONDS="1",
+        LABFLOW_STALE_AFTER_SECONDS="5",
         LABFLOW_CLAIM_LEASE_SECONDS="10",
     )
     serve = [*labflow_command(), "serve", "--port", str(port)]

@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_imports_flow_workers_to_labflow_to_protocols() -> None:
-    result = subprocess.run([sys.executable, "-m", "importlinter.cli", "--config",
-                             str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "importlinter.cli", "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 and "No module named" in result.stderr:
         result = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -36,8 +39,11 @@ def test_every_labflow_command_named_in_compose_exists() -> None:
 
     cli = get_command(app)
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    named = [s["command"] for s in compose["services"].values()
-             if isinstance(s.get("command"), list) and s["command"][0] == "labflow"]
+    named = [
+        s["command"]
+        for s in compose["services"].values()
+        if isinstance(s.get("command"), list) and s["command"][0] == "labflow"
+    ]
     assert len(named) == 3
     for command in named:
         sub = cli.commands.get(command[1])  # type: ignore[attr-defined]

@@ -15,8 +15,16 @@ from labflow.models import AuditEvent
 def _add_events(n: int) -> list[int]:
     with session_scope() as s:
         for i in range(n):
-            audit.record(s, actor="user:test", action="test.event", subject_type="test",
-                         subject_id=f"s{i}", reason="why", before={"v": i}, after={"v": i + 1})
+            audit.record(
+                s,
+                actor="user:test",
+                action="test.event",
+                subject_type="test",
+                subject_id=f"s{i}",
+                reason="why",
+                before={"v": i},
+                after={"v": i + 1},
+            )
         s.commit()
         last = s.scalars(text("SELECT max(seq) FROM audit_event")).one()
     return list(range(last - n + 1, last + 1))
@@ -25,8 +33,7 @@ def _add_events(n: int) -> list[int]:
 def test_events_written_in_the_callers_transaction_roll_back_with_it() -> None:
     with session_scope() as s:
         before = s.scalars(text("SELECT count(*) FROM audit_event")).one()
-        audit.record(s, actor="user:x", action="test.rolled_back", subject_type="t",
-                     subject_id="1")
+        audit.record(s, actor="user:x", action="test.rolled_back", subject_type="t", subject_id="1")
         s.rollback()
         s.commit()
         assert s.scalars(text("SELECT count(*) FROM audit_event")).one() == before
@@ -34,8 +41,10 @@ def test_events_written_in_the_callers_transaction_roll_back_with_it() -> None:
 
 def test_database_refuses_update_and_delete() -> None:
     seq = _add_events(1)[0]
-    for statement in (f"UPDATE audit_event SET actor = 'mallory' WHERE seq = {seq}",
-                      f"DELETE FROM audit_event WHERE seq = {seq}"):
+    for statement in (
+        f"UPDATE audit_event SET actor = 'mallory' WHERE seq = {seq}",
+        f"DELETE FROM audit_event WHERE seq = {seq}",
+    ):
         with get_engine().connect() as conn, pytest.raises(DatabaseError):
             conn.exec_driver_sql(statement)
             conn.commit()
@@ -66,17 +75,17 @@ def _tamper(sql: str) -> None:
             for verb in ("UPDATE", "DELETE"):
                 conn.exec_driver_sql(
                     f"CREATE TRIGGER audit_event_no_{verb.lower()} BEFORE {verb} ON audit_event"
-                    " BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END")
+                    " BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END"
+                )
 
 
 @pytest.fixture()
-def restore_chain():  # type: ignore[no-untyped-def]
+def restore_chain():
     """Tampering breaks the shared test database's chain; rebuild it afterwards."""
     yield
     _tamper("DELETE FROM audit_event")
     with get_engine().begin() as conn:
-        conn.exec_driver_sql(
-            "UPDATE audit_head SET last_seq = 0, last_hash = '" + "0" * 64 + "'")
+        conn.exec_driver_sql("UPDATE audit_head SET last_seq = 0, last_hash = '" + "0" * 64 + "'")
 
 
 def test_cli_verify_reports_an_edited_event(restore_chain: None) -> None:

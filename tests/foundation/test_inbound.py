@@ -8,11 +8,14 @@ from labflow.db import session_scope
 from labflow.models import InboundMessage
 from tests.support import INTERFACE, json_event, signed_headers
 
-SCREEN = {"kind": "antibody_screen", "effective": "2026-03-01T10:00:00Z",
-          "interpretation": "negative"}
+SCREEN = {
+    "kind": "antibody_screen",
+    "effective": "2026-03-01T10:00:00Z",
+    "interpretation": "negative",
+}
 
 
-def _post(client, body: bytes, headers: dict[str, str], interface: str = INTERFACE):  # type: ignore[no-untyped-def]
+def _post(client, body: bytes, headers: dict[str, str], interface: str = INTERFACE):
     return client.post(f"/api/v1/inbound/{interface}", content=body, headers=headers)
 
 
@@ -21,7 +24,7 @@ def _count() -> int:
         return s.query(InboundMessage).count()
 
 
-def test_signed_message_is_stored_and_accepted(client, mrn) -> None:  # type: ignore[no-untyped-def]
+def test_signed_message_is_stored_and_accepted(client, mrn) -> None:
     body = json_event(mrn, [SCREEN])
     response = _post(client, body, signed_headers(body, "application/json"))
     assert response.status_code == 202
@@ -31,13 +34,17 @@ def test_signed_message_is_stored_and_accepted(client, mrn) -> None:  # type: ig
         assert stored.body == body and stored.mrn == mrn
 
 
-def test_bad_signature_wrong_secret_and_missing_headers_are_401_and_store_nothing(client, mrn) -> None:  # type: ignore[no-untyped-def]
+def test_bad_signature_wrong_secret_and_missing_headers_are_401_and_store_nothing(
+    client, mrn
+) -> None:
     body = json_event(mrn, [SCREEN])
     headers = signed_headers(body, "application/json")
     before = _count()
     tampered = dict(headers, **{"webhook-signature": "v1,AAAA"})
     assert _post(client, body, tampered).status_code == 401
-    other = signed_headers(body, "application/json", secret="whsec_b3RoZXItc2VjcmV0LXZhbHVlLTEyMzQ1Njc4")
+    other = signed_headers(
+        body, "application/json", secret="whsec_b3RoZXItc2VjcmV0LXZhbHVlLTEyMzQ1Njc4"
+    )
     assert _post(client, body, other).status_code == 401
     assert _post(client, body, {"content-type": "application/json"}).status_code == 401
     assert _post(client, body + b" ", headers).status_code == 401  # body changed after signing
@@ -45,36 +52,46 @@ def test_bad_signature_wrong_secret_and_missing_headers_are_401_and_store_nothin
     assert _count() == before
 
 
-def test_timestamp_more_than_five_minutes_off_is_rejected(client, mrn) -> None:  # type: ignore[no-untyped-def]
+def test_timestamp_more_than_five_minutes_off_is_rejected(client, mrn) -> None:
     body = json_event(mrn, [SCREEN])
     for skew in (-301, 301):
-        response = _post(client, body, signed_headers(body, "application/json",
-                                                      at=time.time() + skew))
+        response = _post(
+            client, body, signed_headers(body, "application/json", at=time.time() + skew)
+        )
         assert response.status_code == 401, skew
-    assert _post(client, body, signed_headers(body, "application/json",
-                                              at=time.time() - 200)).status_code == 202
+    assert (
+        _post(
+            client, body, signed_headers(body, "application/json", at=time.time() - 200)
+        ).status_code
+        == 202
+    )
 
 
-def test_same_id_same_body_is_a_duplicate_with_no_new_effect(client, mrn) -> None:  # type: ignore[no-untyped-def]
+def test_same_id_same_body_is_a_duplicate_with_no_new_effect(client, mrn) -> None:
     body = json_event(mrn, [SCREEN])
     headers = signed_headers(body, "application/json")
     first = _post(client, body, headers)
     before = _count()
-    again = _post(client, body, signed_headers(body, "application/json",
-                                               webhook_id=headers["webhook-id"]))
+    again = _post(
+        client, body, signed_headers(body, "application/json", webhook_id=headers["webhook-id"])
+    )
     assert again.status_code == 200
-    assert again.json() == {"message_id": first.json()["message_id"], "status": "duplicate",
-                            "errors": []}
+    assert again.json() == {
+        "message_id": first.json()["message_id"],
+        "status": "duplicate",
+        "errors": [],
+    }
     assert _count() == before
 
 
-def test_same_id_different_body_is_409_and_quarantined(client, mrn) -> None:  # type: ignore[no-untyped-def]
+def test_same_id_different_body_is_409_and_quarantined(client, mrn) -> None:
     body = json_event(mrn, [SCREEN])
     headers = signed_headers(body, "application/json")
     first = _post(client, body, headers).json()["message_id"]
     other = json_event(mrn, [dict(SCREEN, interpretation="positive")])
-    response = _post(client, other, signed_headers(other, "application/json",
-                                                   webhook_id=headers["webhook-id"]))
+    response = _post(
+        client, other, signed_headers(other, "application/json", webhook_id=headers["webhook-id"])
+    )
     assert response.status_code == 409
     with session_scope() as s:
         kept = s.get(InboundMessage, response.json()["message_id"])
@@ -82,13 +99,12 @@ def test_same_id_different_body_is_409_and_quarantined(client, mrn) -> None:  # 
         assert kept.original_id == first
 
 
-def test_unparseable_and_unmappable_bodies_are_kept_and_parked(client, tokens, mrn) -> None:  # type: ignore[no-untyped-def]
+def test_unparseable_and_unmappable_bodies_are_kept_and_parked(client, tokens, mrn) -> None:
     cases = {
         "malformed json": (b'{"patient": {"mrn": ', "application/json"),
         "schema violation": (json_event(mrn, [{"kind": "nonsense"}]), "application/json"),
         "no mrn": (b'{"patient": {}, "facts": []}', "application/json"),
-        "invalid fhir": (b'{"resourceType": "Observation", "status": 12}',
-                         "application/fhir+json"),
+        "invalid fhir": (b'{"resourceType": "Observation", "status": 12}', "application/fhir+json"),
         "broken hl7": (b"this is not hl7", "application/hl7-v2"),
         "unsupported type": (b"<xml/>", "application/xml"),
     }
@@ -104,7 +120,7 @@ def test_unparseable_and_unmappable_bodies_are_kept_and_parked(client, tokens, m
             assert s.get(InboundMessage, message_id).body == body, label
 
 
-def test_oversized_body_is_answered_413_and_kept_for_review(client, tokens, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_body_is_answered_413_and_kept_for_review(client, tokens, monkeypatch) -> None:
     from labflow.settings import get_settings
 
     monkeypatch.setattr(get_settings(), "max_body_bytes", 2000)
@@ -117,5 +133,5 @@ def test_oversized_body_is_answered_413_and_kept_for_review(client, tokens, monk
         assert kept.status == "parked" and len(kept.body) == 2000
 
 
-def test_status_endpoint_needs_a_token(client) -> None:  # type: ignore[no-untyped-def]
+def test_status_endpoint_needs_a_token(client) -> None:
     assert client.get("/api/v1/inbound/anything").status_code == 401

@@ -24,6 +24,6 @@ def fhir_bytes(name: str) -> bytes:
     return (FIXTURES / "fhir" / name).read_bytes()
 
 
-@pytest.fixture
-def fixtures_dir() -> Path:
-    return FIXTURES
+@pytest.fixture(scope="session")
+def configured() -> None:
+    """Overrides the suite's database set-up: the wire-format layer is pure and needs none."""

@@ -301,7 +301,9 @@ def test_two_patients_in_one_message_are_rejected() -> None:
         {"resource": {"resourceType": "Patient", "identifier": [
             {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
                                   "code": "MR"}]}, "value": "OTHER9"}]}}]}
-    assert "more than one patient MRN: MRN123" in _errors(bundle)
+    errors = _errors(bundle)
+    assert "more than one patient MRN" in errors
+    assert "OTHER9 (Patient)" in errors and "MRN123 (Procedure/tx-1.subject)" in errors
 
 
 def test_missing_clinical_time() -> None:
