@@ -109,7 +109,19 @@ class Collector:
         tuple[Finding, ...],
         tuple[RuleFiring, ...],
     ]:
-        fired = tuple(sorted(self.fired, key=lambda f: f.rule))  # stable: keeps rule order
+        # Every rule a finding cites appears in the trail, with the codes it contributed to.
+        explicit = {f.rule for f in self.fired}
+        cited: dict[str, list[str]] = {}
+        for bucket in (self.flags, self.requirements, self.reflex, self.comments):
+            for code, draft in bucket.items():
+                for rule in draft.rules:
+                    if rule not in explicit:
+                        cited.setdefault(rule, []).append(code)
+        extra = [
+            RuleFiring(rule=rule, inputs={"codes": sorted(found)}, explanation="Cited by findings.")
+            for rule, found in cited.items()
+        ]
+        fired = tuple(sorted([*self.fired, *extra], key=lambda f: f.rule))  # stable sort
         return (
             _freeze(self.flags, emergency),
             _freeze(self.requirements, emergency),

@@ -151,9 +151,10 @@ def summarise(records: Sequence[Exposure]) -> InterferenceSummary:
     if not active:
         return InterferenceSummary(False, (), None)
     profiles = tuple(sorted({e.profile for e in active}))
-    if any(e.interference_until is None for e in active):
+    ends = [e.interference_until for e in active if e.interference_until is not None]
+    if len(ends) < len(active):  # an ongoing therapy has no end yet
         return InterferenceSummary(True, profiles, None)
-    return InterferenceSummary(True, profiles, max(e.interference_until for e in active))  # type: ignore[type-var]
+    return InterferenceSummary(True, profiles, max(ends))
 
 
 def interference_summary(

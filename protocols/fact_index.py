@@ -1,4 +1,4 @@
-"""One pass over PatientFacts: keep facts effective at `as_of`, order them canonically, group by kind.
+"""One pass over PatientFacts: keep facts effective at `as_of`, order canonically, group by kind.
 
 Canonical order (effective time, kind, then the JSON form for exact ties) makes every "latest X"
 independent of the order the facts arrived in, so the same facts give the same decision.
@@ -102,9 +102,13 @@ def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
             if fact is patient.trigger:
                 seen_trigger = True
     trigger = patient.trigger
-    if trigger is not None and not seen_trigger and aware(trigger.effective) <= moment:
-        if trigger not in patient.facts:
-            kept.append((aware(trigger.effective), trigger.kind, trigger))
+    if (
+        trigger is not None
+        and not seen_trigger
+        and aware(trigger.effective) <= moment
+        and trigger not in patient.facts
+    ):
+        kept.append((aware(trigger.effective), trigger.kind, trigger))
     index.active_requirements = sorted(
         (r for r in patient.active_requirements if aware(r.since) <= moment),
         key=lambda r: (r.code, aware(r.since)),

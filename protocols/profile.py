@@ -108,7 +108,7 @@ class LabProfile(BaseModel):
     baseline_prefer_genotype: bool = False
     serologic_phenotype_invalid_if_transfused_within_days: int = Field(default=90, ge=0)
     post_exposure_valid_typing_methods: list[TypingMethod] = Field(
-        default_factory=lambda: ["genotype", "serology-direct"]
+        default_factory=lambda: list[TypingMethod](["genotype", "serology-direct"])
     )
     # C. IAT flags (R-C1, R-C2, R-C4)
     post_window_panreactive_action: Literal["suggest_dtt", "irl_referral"] = "suggest_dtt"
@@ -121,7 +121,9 @@ class LabProfile(BaseModel):
     dtt_cell_expiry_days: int = Field(default=7, ge=1)
     dtt_sensitive_antigens: list[str] = Field(default_factory=_dtt_default)
     method_destroyed_antigens: dict[ResolvingMethod, list[str]] = Field(default_factory=dict)
-    k_rule_methods: list[TreatmentMethod] = Field(default_factory=lambda: ["DTT", "TCEP"])
+    k_rule_methods: list[TreatmentMethod] = Field(
+        default_factory=lambda: list[TreatmentMethod](["DTT", "TCEP"])
+    )
     extra_matching_policy: Literal["none", "rh_k", "extended"] = "none"
     # E. crossmatch (R-E1)
     crossmatch_mode_when_dtt_screen_negative: Literal["ELECTRONIC", "IMMEDIATE_SPIN", "AHG_DTT"] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from protocols.collector import Collector
 from protocols.context import Context
-from protocols.decision import Crossmatch
+from protocols.decision import Crossmatch, CrossmatchMode
 from protocols.model import XmSituation
 from protocols.rules_antibody import dtt_positive_unidentified, dtt_resistant
 
@@ -52,6 +52,7 @@ def apply(ctx: Context, out: Collector) -> Crossmatch | None:
         return None
     policy = ctx.protocol.crossmatch[chosen]
     explanation = policy.explanation
+    mode: CrossmatchMode
     if policy.mode is None:  # R-E1: the laboratory's configured mode
         mode = ctx.profile.crossmatch_mode_when_dtt_screen_negative
         electronic = mode == "ELECTRONIC"
@@ -75,5 +76,8 @@ def apply(ctx: Context, out: Collector) -> Crossmatch | None:
         out.fire(rule, f"Crossmatch situation '{chosen}'.", situation=chosen, mode=mode,
                  electronic_allowed=electronic)
     return Crossmatch(
-        mode=mode, electronic_allowed=electronic, rules=policy.rules, explanation=explanation
+        mode=mode,
+        electronic_allowed=electronic,
+        rules=tuple(sorted(policy.rules)),
+        explanation=explanation,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from protocols.collector import Collector
 from protocols.context import Context
+from protocols.exposure import Exposure
 
 
 def apply(ctx: Context, out: Collector) -> None:
@@ -33,8 +34,7 @@ def apply(ctx: Context, out: Collector) -> None:
         )
         out.fire("R-A1", f"{exposure.agent} exposure recorded: {state}.", **inputs)
         if not exposure.planned:
-            until = "ongoing therapy" if exposure.ongoing else f"until {exposure.interference_until}"
-            out.fire("R-A2", f"{exposure.agent} interference window: {until}.", **inputs)
+            out.fire("R-A2", f"{exposure.agent}: {_until(exposure)}.", **inputs)
         if exposure.agent == "daratumumab" and exposure.route == "SC":
             out.fire(
                 "R-A3",
@@ -56,10 +56,16 @@ def apply(ctx: Context, out: Collector) -> None:
         out.comment(
             "NOTIFY_BLOOD_BANK",
             ("R-K2", "R-B1"),
-            f"First {exposure.agent} order: notify the blood bank, issue the patient alert card and "
-            "keep the pre-treatment compatibility profile for other hospitals.",
+            f"First {exposure.agent} order: notify the blood bank, issue the patient alert card "
+            "and keep the pre-treatment compatibility profile for other hospitals.",
         )
-        out.fire("R-K2", f"First {exposure.agent} order: blood bank notification.", agent=exposure.agent)
+        out.fire("R-K2", f"First {exposure.agent} order: notify.", agent=exposure.agent)
+
+
+def _until(exposure: Exposure) -> str:
+    if exposure.ongoing:
+        return "therapy ongoing"
+    return f"window until {exposure.interference_until}"
 
 
 def _active_flags(ctx: Context, out: Collector) -> None:
@@ -69,17 +75,15 @@ def _active_flags(ctx: Context, out: Collector) -> None:
             rules.append("R-A3")
         if exposure.evidence != "known-to-interfere":
             rules.append("R-A4")
-        until = "therapy ongoing" if exposure.ongoing else f"window until {exposure.interference_until}"
         out.flag(
             "ANTI_CD38_ACTIVE",
             tuple(rules),
-            f"{exposure.agent} ({exposure.route or 'route not recorded'}): {until}; "
+            f"{exposure.agent} ({exposure.route or 'route not recorded'}): {_until(exposure)}; "
             "indirect antiglobulin tests may be panreactive.",
         )
     for exposure in ctx.cd47:
-        until = "therapy ongoing" if exposure.ongoing else f"window until {exposure.interference_until}"
         out.flag(
             "ANTI_CD47_ACTIVE",
             ("R-A1", "R-A2", "R-I1"),
-            f"{exposure.agent}: {until}; interference in all phases, DTT ineffective.",
+            f"{exposure.agent}: {_until(exposure)}; interference in all phases, DTT ineffective.",
         )

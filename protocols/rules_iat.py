@@ -97,7 +97,8 @@ def _no_known_therapy(ctx: Context, out: Collector) -> None:
             out.require(
                 "IRL_REFERRAL",
                 ("R-C2",),
-                f"Panreactivity after the anti-CD38 window: refer to {ctx.profile.irl_referral_lab}.",
+                "Panreactivity after the anti-CD38 window: refer to "
+                f"{ctx.profile.irl_referral_lab}.",
                 blocks_issue=True,
             )
     out.fire(

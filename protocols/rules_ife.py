@@ -38,7 +38,7 @@ def apply(ctx: Context, out: Collector) -> None:
     facts = ctx.facts
     ife = facts.ifes[-1] if facts.ifes else None
     mspike = facts.mspikes[-1].g_dl if facts.mspikes else None
-    out.fire("R-J1", "Therapeutic IgG-kappa antibody in IFE window.", agents=[e.agent for e in drugs])
+    out.fire("R-J1", "Therapeutic IgG-kappa band expected.", agents=[e.agent for e in drugs])
     if ife is None and mspike is None:
         return
     patient = norm_isotype(facts.isotypes[-1].isotype) if facts.isotypes else None
@@ -143,8 +143,8 @@ def _route(
     kits: dict[str, str] = {}
     lacking: list[str] = []
     for exposure in drugs:
-        agent = ctx.protocol.agents.get(exposure.agent)
-        kit = agent.ife_kit if agent else None
+        known = ctx.protocol.agents.get(exposure.agent)
+        kit = known.ife_kit if known else None
         if kit and profile.hydrashift_available.get(exposure.agent, False):
             kits[exposure.agent] = kit
         else:
@@ -189,12 +189,12 @@ def _interpret_shifts(
     cleared: set[str] = set()
     ms_clear = False
     for result in results:
-        agent = kit_agent.get(result.assay)
-        if agent is not None and agent not in received:
+        kit_for = kit_agent.get(result.assay)
+        if kit_for is not None and kit_for not in received:
             out.comment(
                 "KIT_DRUG_MISMATCH",
                 ("R-J5",),
-                f"{result.assay} used on a patient who did not receive {agent}: not read as "
+                f"{result.assay} used on a patient who did not receive {kit_for}: not read as "
                 "persistent M-protein.",
             )
             continue
@@ -202,8 +202,8 @@ def _interpret_shifts(
             residual.append(result)
         elif result.value == "NOT_DETECTED":
             ms_clear = True
-        elif result.value == "SHIFTED_COMPLETE" and agent is not None:
-            cleared.add(agent)
+        elif result.value == "SHIFTED_COMPLETE" and kit_for is not None:
+            cleared.add(kit_for)
     out.fire(
         "R-J4",
         "Shift / mass-spectrometry results interpreted (no automatic response assignment).",

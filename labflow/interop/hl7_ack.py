@@ -54,17 +54,32 @@ def build_ack(header: Hl7Header | None, code: AckCode, errors: Sequence[str] = (
         escape(header.sending_app if header else ""),
         escape(header.sending_facility if header else ""),
         stamp, "",
-        f"ACK^{escape(trigger)}^ACK" if trigger else "ACK",
+        f"ACK^{escape(trigger)}^ACK",
         escape(control_id or uuid.uuid4().hex[:20]),
         escape(header.processing_id if header else "P"),
         escape(header.version if header and header.version else DEFAULT_VERSION),
     ]
     text = escape(errors[0][:80]) if errors and code != "AA" else ""
     segments = ["|".join(fields),
-                "|".join(["MSA", code, escape(header.control_id if header else "")] +
+                # MSA-2 is required: without a readable MSH-10, send the HL7 null "".
+                "|".join(["MSA", code, escape(header.control_id) if header else '""'] +
                          ([text] if text else []))]
     if code != "AA":
-        for message in errors:
-            err, name, location = error_code(message)
-            segments.append(f"ERR||{location}|{err}^{name}^HL70357|E||||{escape(message)}")
+        legacy = _before_v25(header.version if header else DEFAULT_VERSION)
+        segments += [_err(message, legacy) for message in errors]
     return "\r".join(segments) + "\r"
+
+
+def _err(message: str, legacy: bool) -> str:
+    err, name, location = error_code(message)
+    if legacy:  # v2.1-2.4: ERR-1 only (ELD: segment^sequence^field^code&text&system)
+        seg, seq, fld = [*location.split("^"), "", "", ""][:3]
+        return f"ERR|{seg}^{seq}^{fld}^{err}&{name}&HL70357"
+    return f"ERR||{location}|{err}^{name}^HL70357|E||||{escape(message)}"
+
+
+def _before_v25(version: str) -> bool:
+    try:
+        return tuple(int(p) for p in version.split(".")[:2]) < (2, 5)
+    except ValueError:
+        return False

@@ -218,7 +218,7 @@ def _obx(ctx: _Context, seg: Segment, obr: Segment | None, where: str) -> Observ
 
 def _obx_value(seg: Segment, value_type: str, rep: int, where: str) -> Value:
     if value_type in _CODED_TYPES:
-        return Value(codings=_cwe(seg, 5, rep), text=_get(seg, 5, 2, rep) or None)
+        return Value(codings=_cwe(seg, 5, rep))
     if value_type in _NUMERIC_TYPES:
         raw = _get(seg, 5, 2, rep) if value_type == "SN" else _get(seg, 5, 1, rep)
         try:

@@ -64,12 +64,15 @@ class Value:
     unit: str | None = None
 
     def as_text(self, codes: CodeMaps) -> str | None:
-        if self.text:
-            return self.text.strip()
+        """Text of the value; an LF or locally mapped code beats free text (it is normalised)."""
         for c in self.codings:
             local = codes.local_codes.get(str(c))
             if local:
                 return local
+            if c.system in (t.LF, "LF"):
+                return c.code
+        if self.text:
+            return self.text.strip()
         if self.codings:
             return (self.codings[0].code or self.codings[0].display).strip()
         if self.number is not None:

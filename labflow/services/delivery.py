@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from labflow import audit, jobs, metrics
 from labflow.db import is_postgres
-from labflow.interop.render import render_fhir, render_hl7
+from labflow.interop.render import render
 from labflow.models import DeliveryAttempt, OutboundDelivery, Subscription, as_utc, utcnow
 from labflow.signing import sign
 
@@ -30,12 +30,11 @@ SHORT_RETRY_SECONDS = 60  # retries this soon go on the queue; later ones wait f
 TIMEOUT_SECONDS = 15.0
 
 
-def render(fmt: str, payload: dict[str, Any]) -> tuple[str, bytes]:
-    if fmt == "fhir":
-        return "application/fhir+json", json.dumps(render_fhir(payload)).encode()
-    if fmt == "hl7v2":
-        return "application/hl7-v2", render_hl7(payload).encode()
-    return "application/json", json.dumps(payload, sort_keys=True).encode()
+def _body(fmt: str, payload: dict[str, Any]) -> tuple[bytes, str]:
+    # labflow JSON carries the whole event (protocol, profile hash...); FHIR and HL7 v2 map it.
+    if fmt == "json":
+        return json.dumps(payload, sort_keys=True).encode(), "application/json"
+    return render(payload, fmt)
 
 
 def deliver_events(
@@ -78,7 +77,7 @@ def _deliver_next(session: Session, client: httpx.Client, subscription_id: str, 
         return "empty"
     if as_utc(delivery.next_attempt_at) > utcnow():
         return "not_due"
-    content_type, body = render(subscription.format, delivery.payload)
+    body, content_type = _body(subscription.format, delivery.payload)
     headers = sign(subscription.secret, delivery.event_id, body)
     headers["content-type"] = content_type
     started = time.perf_counter()

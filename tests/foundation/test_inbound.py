@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import func, select
+
 from labflow.db import session_scope
 from labflow.models import InboundMessage
 from tests.support import INTERFACE, json_event, signed_headers
@@ -21,7 +23,7 @@ def _post(client, body: bytes, headers: dict[str, str], interface: str = INTERFA
 
 def _count() -> int:
     with session_scope() as s:
-        return s.query(InboundMessage).count()
+        return s.scalar(select(func.count()).select_from(InboundMessage))
 
 
 def test_signed_message_is_stored_and_accepted(client, mrn) -> None:

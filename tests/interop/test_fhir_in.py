@@ -337,3 +337,11 @@ def test_mapping_error_carries_mrn_when_known() -> None:
     with pytest.raises(MappingError) as info:
         _map(data)
     assert (info.value.mrn, info.value.message_type) == ("MRN123", "Bundle/batch")
+
+
+def test_local_code_map_can_name_the_agent() -> None:
+    data = fhir_dict("medication_request.json")
+    data["medicationCodeableConcept"] = {"coding": [{"system": "urn:hosp:rx", "code": "SARC"}]}
+    codes = CodeMaps(local_codes={"urn:hosp:rx|SARC": "isatuximab"})
+    (fact,) = _map(data, codes).facts
+    assert isinstance(fact, Therapy) and fact.agent == "isatuximab"

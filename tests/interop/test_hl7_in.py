@@ -80,7 +80,7 @@ def test_sub_ids_keep_two_screens_in_one_obr_apart() -> None:
     body = _msg(MSH, PID, OBR,
                 "OBX|1|CWE|890-4^Screen^LN|1|POS^Positive^L||||||F",
                 "OBX|2|ST|screen-cell-I^Cell I^LF|1|3+||||||F",
-                "OBX|3|CWE|890-4^Screen^LN|2|NEG^Negative^L||||||F||||DTT^DTT^LF",
+                "OBX|3|CWE|890-4^Screen^LN|2|NEG^Negative^L||||||F||||||DTT^DTT^LF",
                 "OBX|4|ST|screen-cell-I^Cell I^LF|2|0||||||F")
     untreated, dtt = map_hl7(body, NO_CODES).facts
     assert isinstance(untreated, AntibodyScreen) and isinstance(dtt, AntibodyScreen)
@@ -232,7 +232,7 @@ def test_unmapped_local_code_is_named() -> None:
     (b"PID|1||MRN123^^^HOSP^MR\rOBX|1", "it must start with an MSH segment"),
     (b"\x00\xff garbage \x13\x37", "it must start with an MSH segment"),
     (b"MSH|^~|LIS|HOSP\rPID|1", "MSH delimiters '|^~|L' are not valid"),
-    (MSH.encode() + b"\rthis is not a segment", "segment 2 ('this is not a segment')"),
+    (MSH.encode() + b"\rthis is not a segment", "segment 2 ('this is not a segmen') is not"),
     (MSH.replace("ORU^R01^ORU_R01", "ADT^A01").encode() + b"\r" + PID.encode(),
      "unsupported message type ADT^A01"),
     (MSH.replace("|C1|", "||").encode() + b"\r" + PID.encode(),
@@ -292,3 +292,12 @@ def test_header_survives_a_message_that_does_not_map() -> None:
 def test_header_of_garbage_is_none() -> None:
     assert hl7_header(b"hello world") is None
     assert hl7_header(b"") is None
+
+
+def test_coded_band_and_isotype_values_use_the_code() -> None:
+    body = _msg(MSH, PID, "OBR|1||A2|25700-6^IFE^LN|||20260415",
+                "OBX|1|CWE|25700-6^IFE^LN||IgG-kappa^IgG kappa band^LF||||||F",
+                "OBX|2|CWE|mprotein-isotype^Isotype^LF||IgA-lambda^IgA lambda^LF||||||F")
+    ife, iso = map_hl7(body, NO_CODES).facts
+    assert isinstance(ife, Immunofixation) and ife.bands == ("IgG-kappa",)
+    assert isinstance(iso, MProteinIsotype) and iso.isotype == "IgA-lambda"
