@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from protocols.model import Protocol
+from protocols.model import Lookup, Protocol
 
 DATA_DIR = Path(__file__).parent / "data"
 PROTOCOL_FILE = DATA_DIR / "anti_cd38.yaml"
@@ -42,10 +42,8 @@ def _index(protocol: Protocol) -> None:
         for affected in method.affected
         for antigen in affected.antigens
     }
-    protocol._drug_codes = codes
-    protocol._names = names
-    protocol._antigen_system = antigen_system
-    protocol._content_hash = canonical_hash(protocol.model_dump(mode="json"))
+    content_hash = canonical_hash(protocol.model_dump(mode="json"))
+    protocol._lookup = Lookup(content_hash, codes, names, antigen_system)
 
 
 def _check(protocol: Protocol) -> None:

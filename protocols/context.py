@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from protocols.exposure import Exposure
 from protocols.fact_index import FactIndex, aware
 from protocols.facts import AntibodyIdentification, AntibodyScreen, AntigenTyping, Order
-from protocols.model import Protocol
+from protocols.model import Lookup, Protocol
 from protocols.profile import LabProfile
 
 TRANSFUSION_ORDERS = frozenset({"RBC", "CROSSMATCH", "TYPE_AND_SCREEN"})
@@ -50,6 +50,7 @@ class Context:
     profile: LabProfile
     facts: FactIndex
     exposures: list[Exposure]
+    lookup: Lookup
     cd38: list[Exposure] = field(default_factory=list)  # active anti-CD38 (R-A2)
     cd47: list[Exposure] = field(default_factory=list)  # active anti-CD47 (R-I1)
     rbc_given: list[Exposure] = field(default_factory=list)  # any anti-CD38/47 ever given
@@ -185,7 +186,13 @@ def _derive_screens(ctx: Context) -> None:
 def build_context(
     protocol: Protocol, profile: LabProfile, facts: FactIndex, exposures: list[Exposure]
 ) -> Context:
-    ctx = Context(protocol=protocol, profile=profile, facts=facts, exposures=exposures)
+    ctx = Context(
+        protocol=protocol,
+        profile=profile,
+        facts=facts,
+        exposures=exposures,
+        lookup=protocol.lookup,
+    )
     for exposure in exposures:
         if exposure.profile not in ("anti-CD38", "anti-CD47"):
             continue

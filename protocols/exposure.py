@@ -130,9 +130,15 @@ def compute_exposures(
     protocol: Protocol, profile: LabProfile, therapies: Sequence[Therapy], today: date
 ) -> list[Exposure]:
     by_agent: dict[str, list[Therapy]] = {}
+    names: dict[str, str] = {}  # raw reference -> agent, resolved once per distinct reference
+    lookup = protocol.lookup
     local = profile.local_codes
     for record in therapies:
-        by_agent.setdefault(protocol.resolve_agent(record.agent, local), []).append(record)
+        raw = record.agent
+        agent = names.get(raw)
+        if agent is None:
+            agent = names[raw] = lookup.resolve_agent(raw, local)
+        by_agent.setdefault(agent, []).append(record)
     return [
         _one_agent(agent, by_agent[agent], protocol, profile, today) for agent in sorted(by_agent)
     ]

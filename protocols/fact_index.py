@@ -1,6 +1,6 @@
 """One pass over PatientFacts: keep facts effective at `as_of`, order canonically, group by kind.
 
-Canonical order (effective time, kind, then the JSON form for exact ties) makes every "latest X"
+Canonical order (effective time, then content for exact ties) makes every "latest X"
 independent of the order the facts arrived in, so the same facts give the same decision.
 """
 
@@ -51,11 +51,11 @@ class FactIndex:
     shifts: list[ShiftResult] = field(default_factory=list)
     trigger: Fact | None = None
     active_requirements: list[ActiveRequirement] = field(default_factory=list)
-    times: dict[int, datetime] = field(default_factory=dict)
 
-    def time(self, fact: Fact) -> datetime:
+    @staticmethod
+    def time(fact: Fact) -> datetime:
         """The fact's clinical time, timezone-aware (safe to compare across facts)."""
-        return self.times.get(id(fact)) or aware(fact.effective)
+        return aware(fact.effective)
 
 
 _BUCKET = {
@@ -74,18 +74,42 @@ _BUCKET = {
 }
 
 
-def _canonical(facts: list[tuple[datetime, str, Fact]]) -> list[Fact]:
-    facts.sort(key=lambda item: (item[0], item[1]))
-    ordered = [item[2] for item in facts]
-    # Exact ties in (time, kind) are rare; only they pay for the JSON tie-break.
+# Cheap per-kind discriminators order most exact ties; the JSON form settles what remains.
+_SECONDARY = {
+    "antigen_typing": "antigen",
+    "antibody_screen": "method",
+    "therapy": "agent",
+    "order": "code",
+    "shift_result": "assay",
+}
+
+
+def _settle(group: list[Fact]) -> list[Fact]:
+    field_name = _SECONDARY.get(group[0].kind)
+    if field_name is None:
+        return sorted(group, key=lambda f: f.model_dump_json())
+    keyed = sorted(group, key=lambda f: getattr(f, field_name))
+    values = [getattr(f, field_name) for f in keyed]
+    if len(set(values)) == len(values):
+        return keyed
+    return sorted(keyed, key=lambda f: (getattr(f, field_name), f.model_dump_json()))
+
+
+def _ordered(items: list[tuple[datetime, int, Fact]]) -> list[Fact]:
+    """One kind's facts by time; (time, arrival position) tuples sort in C, never comparing facts.
+    Exact time ties are then settled by content so arrival order cannot leak into the result."""
+    items.sort()
+    ordered = [item[2] for item in items]
+    if len({item[0] for item in items}) == len(items):
+        return ordered
+    n = len(items)
     i = 0
-    n = len(facts)
     while i < n - 1:
         j = i + 1
-        while j < n and facts[j][0] == facts[i][0] and facts[j][1] == facts[i][1]:
+        while j < n and items[j][0] == items[i][0]:
             j += 1
         if j - i > 1:
-            ordered[i:j] = sorted(ordered[i:j], key=lambda f: f.model_dump_json())
+            ordered[i:j] = _settle(ordered[i:j])
         i = j
     return ordered
 
@@ -93,29 +117,22 @@ def _canonical(facts: list[tuple[datetime, str, Fact]]) -> list[Fact]:
 def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
     moment = aware(as_of)
     index = FactIndex(as_of=moment, today=as_of.date(), trigger=patient.trigger)
-    kept: list[tuple[datetime, str, Fact]] = []
-    seen_trigger = False
-    for fact in patient.facts:
-        effective = aware(fact.effective)
-        if effective <= moment:
-            kept.append((effective, fact.kind, fact))
-            if fact is patient.trigger:
-                seen_trigger = True
+    buckets: dict[str, list[tuple[datetime, int, Fact]]] = {kind: [] for kind in _BUCKET}
+    candidates = list(patient.facts)
     trigger = patient.trigger
-    if (
-        trigger is not None
-        and not seen_trigger
-        and aware(trigger.effective) <= moment
-        and trigger not in patient.facts
-    ):
-        kept.append((aware(trigger.effective), trigger.kind, trigger))
+    if trigger is not None and all(f is not trigger for f in patient.facts):
+        candidates.append(trigger)
+    for position, fact in enumerate(candidates):
+        effective = fact.effective
+        if effective.tzinfo is None:
+            effective = effective.replace(tzinfo=UTC)
+        if effective <= moment:
+            buckets[fact.kind].append((effective, position, fact))
+    for kind, items in buckets.items():
+        if items:
+            setattr(index, _BUCKET[kind], _ordered(items))
     index.active_requirements = sorted(
         (r for r in patient.active_requirements if aware(r.since) <= moment),
         key=lambda r: (r.code, aware(r.since)),
     )
-    times = index.times
-    for moment_, _, fact in kept:
-        times[id(fact)] = moment_
-    for fact in _canonical(kept):
-        getattr(index, _BUCKET[fact.kind]).append(fact)
     return index

@@ -100,29 +100,63 @@ class Protocol(_Frozen):
     emergency: Emergency
     clinically_insignificant_specificities: tuple[str, ...] = ()
 
-    _content_hash: str = PrivateAttr(default="")
-    _drug_codes: dict[str, str] = PrivateAttr(default_factory=dict)
-    _names: dict[str, str] = PrivateAttr(default_factory=dict)
-    _antigen_system: dict[str, str] = PrivateAttr(default_factory=dict)
+    _lookup: Lookup | None = PrivateAttr(default=None)
+
+    @property
+    def lookup(self) -> Lookup:
+        """Derived tables, built once at load (catalog.py); read once per evaluation."""
+        if self._lookup is None:
+            raise RuntimeError("protocol not indexed: load it with catalog.parse_protocol")
+        return self._lookup
 
     @property
     def content_hash(self) -> str:
-        return self._content_hash
+        return self.lookup.content_hash
 
     def drug_codes(self) -> dict[str, str]:
         """"system|code" -> agent name, for every accepted system spelling (R-K3)."""
-        return dict(self._drug_codes)
+        return dict(self.lookup.drug_codes)
+
+    def resolve_agent(self, raw: str, local_codes: dict[str, str]) -> str:
+        return self.lookup.resolve_agent(raw, local_codes)
+
+    def system_of(self, antigen: str) -> str:
+        return self.lookup.antigen_system.get(antigen, antigen)
+
+
+class Lookup:
+    """Plain-Python indexes over a Protocol (pydantic private-attribute access is slow)."""
+
+    __slots__ = ("antigen_system", "content_hash", "drug_codes", "names", "systems_text")
+
+    def __init__(
+        self,
+        content_hash: str,
+        drug_codes: dict[str, str],
+        names: dict[str, str],
+        antigen_system: dict[str, str],
+    ) -> None:
+        self.content_hash = content_hash
+        self.drug_codes = drug_codes
+        self.names = names
+        self.antigen_system = antigen_system
+        self.systems_text: dict[tuple[str, ...], str] = {}  # memo: antigens -> "KEL/YT/..."
 
     def resolve_agent(self, raw: str, local_codes: dict[str, str]) -> str:
         """Agent name for a name, alias, brand or "system|code" (R-K3); else the raw name."""
         key = raw.strip()
-        found = self._names.get(key.lower()) or self._drug_codes.get(key)
+        found = self.names.get(key.lower()) or self.drug_codes.get(key)
         if found:
             return found
         local = local_codes.get(key)
         if local:
-            return self._names.get(local.lower(), local)
+            return self.names.get(local.lower(), local)
         return key.lower()
 
-    def system_of(self, antigen: str) -> str:
-        return self._antigen_system.get(antigen, antigen)
+    def systems(self, antigens: list[str]) -> str:
+        key = tuple(antigens)
+        text = self.systems_text.get(key)
+        if text is None:
+            seen = dict.fromkeys(self.antigen_system.get(a, a) for a in antigens)
+            text = self.systems_text[key] = "/".join(seen)
+        return text

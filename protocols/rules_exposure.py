@@ -9,13 +9,13 @@ from protocols.exposure import Exposure
 
 def apply(ctx: Context, out: Collector) -> None:
     local = ctx.profile.local_codes
-    for record in ctx.facts.therapies:
-        agent = ctx.protocol.resolve_agent(record.agent, local)
-        if agent != record.agent:
+    for raw in sorted({record.agent for record in ctx.facts.therapies}):
+        agent = ctx.lookup.resolve_agent(raw, local)
+        if agent != raw:
             out.fire(
                 "R-K3",
-                f"Drug reference {record.agent!r} matched to agent {agent}.",
-                reference=record.agent,
+                f"Drug reference {raw!r} matched to agent {agent}.",
+                reference=raw,
                 agent=agent,
             )
     for exposure in ctx.exposures:

@@ -51,13 +51,6 @@ def _dtt_screen(ctx: Context, out: Collector) -> None:
     )
 
 
-def _systems(ctx: Context, antigens: list[str]) -> str:
-    seen: dict[str, None] = {}
-    for antigen in antigens:
-        seen.setdefault(ctx.protocol.system_of(antigen))
-    return "/".join(seen)
-
-
 def _exclusions(ctx: Context, out: Collector) -> None:
     """R-D2 / R-G2: antibodies to antigens the method destroys cannot be excluded."""
     methods: dict[str, tuple[str, ...]] = {}
@@ -77,7 +70,7 @@ def _exclusions(ctx: Context, out: Collector) -> None:
         out.comment(
             f"ANTIBODIES_NOT_EXCLUDED:{method}",
             rules,
-            f"{method}-treated cells: antibodies to {_systems(ctx, lost)} antigens "
+            f"{method}-treated cells: antibodies to {ctx.lookup.systems(lost)} antigens "
             f"({', '.join(lost)}) cannot be excluded.",
         )
         out.fire("R-G2" if method != "DTT" else "R-D2", f"{method} exclusions.", lost=lost)

@@ -32,7 +32,7 @@ AGENTS = ["daratumumab", "isatuximab", "felzartamab", "mezagitamab", "magrolimab
 METHODS = ["UNTREATED", "DTT", "TCEP", "TRYPSIN", "CD38-NEUTRALIZATION"]
 CELLS = st.sampled_from([PANREACTIVE, NEGATIVE, {"I": "2+", "II": "0", "III": "0"},
                          {"I": "3+", "II": "3+", "III": "3+"}])
-DAYS = st.integers(min_value=0, max_value=500)
+DAYS = st.integers(min_value=1, max_value=500)  # day 0 is reserved for the facts under test
 
 therapy = st.one_of(
     st.builds(lambda a, d, r: dose(a, d, route=r), st.sampled_from(AGENTS), DAYS,
@@ -107,7 +107,7 @@ def test_k_rule_whenever_detection_relies_on_dtt_or_tcep(
     # K+ unless a K-negative-only typing is added.
     kept = [f for f in facts if not (f.kind == "antigen_typing" and f.antigen == "K")]
     extra = [typing("K", False, 1, method="genotype")] if k_on_file else []
-    decision = decide([*kept, *extra, screen(-0.0, method=method)])
+    decision = decide([*kept, *extra, screen(0, method=method)])
     assert "K_NEGATIVE_RBC" in {f.code for f in decision.requirements}
 
 
