@@ -94,3 +94,34 @@ def profile_show(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(effective.to_yaml())
+
+
+@app.command()
+def mllp(
+    port: Annotated[int, typer.Option(help="TCP port to listen on")],
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    interface: Annotated[
+        str, typer.Option(help="Interface name stored with each message (dedupe scope)")
+    ] = "mllp",
+) -> None:
+    """Receive HL7 v2 over MLLP: store each message, then answer with its ACK."""
+    import asyncio
+
+    from labflow import mllp as listener
+    from labflow.logs import configure_logging
+    from labflow.settings import get_settings
+
+    configure_logging()
+    upgrade()
+    if get_settings().embedded:
+        # No broker shared with a worker: `labflow serve`'s sweeper picks the rows up.
+        typer.echo(
+            "LABFLOW_BROKER_URL is not set: messages are stored here and processed by "
+            "`labflow serve` on the same database (its sweeper dispatches them)",
+            err=True,
+        )
+    typer.echo(f"MLLP listener on {host}:{port} (interface {interface!r}); Ctrl-C stops it")
+    try:
+        asyncio.run(listener.serve(host, port, interface))
+    except KeyboardInterrupt:
+        typer.echo("MLLP listener stopped")

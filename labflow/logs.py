@@ -20,6 +20,8 @@ def _drop_patient_identifiers(
 
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    # Celery logs every task at INFO; with thousands of messages that drowns the real events.
+    logging.getLogger("celery").setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

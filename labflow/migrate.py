@@ -27,8 +27,8 @@ def upgrade(url: str | None = None) -> None:
     # Run on a plain connection (no BEGIN IMMEDIATE games needed: alembic owns the DDL).
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            # Concurrent starters (api + workers) must not race each other's migrations.
-            connection.exec_driver_sql("SELECT pg_advisory_lock(720331)")
+            # Concurrent starters (api + workers) must not race; released at commit.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(720331)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()

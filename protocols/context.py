@@ -69,6 +69,7 @@ class Context:
     k_positive: bool | None = None
     k_invalid_reasons: list[str] = field(default_factory=list)
     group: str | None = None
+    _typing_memo: dict[int, str | None] = field(default_factory=dict)
 
     # ---- exposure helpers -------------------------------------------------------------
     def covered_by(self, day: date, profile: str) -> Exposure | None:
@@ -93,6 +94,14 @@ class Context:
     # ---- typing validity (R-B2, R-B3) -----------------------------------------------------
     def typing_problem(self, typing: AntigenTyping) -> str | None:
         """None if the typing may be relied on; else the rule id that invalidates it."""
+        key = id(typing)
+        if key in self._typing_memo:
+            return self._typing_memo[key]
+        problem = self._typing_problem(typing)
+        self._typing_memo[key] = problem
+        return problem
+
+    def _typing_problem(self, typing: AntigenTyping) -> str | None:
         if typing.method == "genotype":
             return None
         moment = aware(typing.effective)

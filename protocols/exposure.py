@@ -59,12 +59,6 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _dose_day(record: Therapy) -> date:
-    # A record without dose dates is read as a dose on its own date: the latest the dose can
-    # have been, so the window is never shorter than the evidence allows.
-    return record.last_dose or record.first_dose or record.effective.date()
-
-
 def _one_agent(
     agent: str,
     records: list[Therapy],
@@ -76,20 +70,30 @@ def _one_agent(
     handling: HandlingProfile = profile.agent_profiles.get(
         agent, known.profile if known else profile.unknown_agent_profile
     )
-    given = [r for r in records if r.record != "planned"]
     route: Route | None = None
     product: str | None = None
-    for record in records:  # canonical order: later records win
-        route = record.route or route
-        product = record.product or product
     first: date | None = None
     last: date | None = None
     ongoing = False
-    if given:
-        firsts = [r.first_dose or _dose_day(r) for r in given]
-        first = min(firsts)
-        last = min(max(_dose_day(r) for r in given), today)
-        ongoing = given[-1].ongoing
+    given = 0
+    sources: set[str] = set()
+    for record in records:  # one pass, canonical order: later records win
+        route = record.route or route
+        product = record.product or product
+        if record.evidence_source:
+            sources.add(record.evidence_source)
+        if record.record == "planned":
+            continue
+        given += 1
+        # A record without dose dates is read as a dose on its own date: the latest the dose
+        # can have been, so the window is never shorter than the evidence allows.
+        dose = record.last_dose or record.first_dose or record.effective.date()
+        start = record.first_dose or dose
+        first = start if first is None or start < first else first
+        last = dose if last is None or dose > last else last
+        ongoing = record.ongoing
+    if last is not None and last > today:
+        last = today
     planned = not given
     until: date | None = None
     ife_until: date | None = None
@@ -106,7 +110,6 @@ def _one_agent(
     ife_active = (
         ife_relevant and not planned and (ongoing or (ife_until is not None and today <= ife_until))
     )
-    sources = sorted({r.evidence_source for r in records if r.evidence_source})
     return Exposure(
         agent=agent,
         route=route,
@@ -122,7 +125,7 @@ def _one_agent(
         isotype=known.isotype if known else None,
         active=in_window and handling != "none",
         ife_active=ife_active,
-        sources=tuple(sources),
+        sources=tuple(sorted(sources)),
     )
 
 

@@ -95,8 +95,9 @@ def _settle(group: list[Fact]) -> list[Fact]:
     return sorted(keyed, key=lambda f: (getattr(f, field_name), f.model_dump_json()))
 
 
-def _ordered(items: list[tuple[datetime, int, Fact]]) -> list[Fact]:
-    """One kind's facts by time; (time, arrival position) tuples sort in C, never comparing facts.
+def _ordered(items: list[tuple[float, int, Fact]]) -> list[Fact]:
+    """One kind's facts by time; (timestamp, arrival position) tuples sort in C, never comparing
+    facts (aware-datetime comparisons are several times slower than floats).
     Exact time ties are then settled by content so arrival order cannot leak into the result."""
     items.sort()
     ordered = [item[2] for item in items]
@@ -117,7 +118,8 @@ def _ordered(items: list[tuple[datetime, int, Fact]]) -> list[Fact]:
 def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
     moment = aware(as_of)
     index = FactIndex(as_of=moment, today=as_of.date(), trigger=patient.trigger)
-    buckets: dict[str, list[tuple[datetime, int, Fact]]] = {kind: [] for kind in _BUCKET}
+    buckets: dict[str, list[tuple[float, int, Fact]]] = {kind: [] for kind in _BUCKET}
+    limit = moment.timestamp()
     candidates = list(patient.facts)
     trigger = patient.trigger
     if trigger is not None and all(f is not trigger for f in patient.facts):
@@ -126,8 +128,9 @@ def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
         effective = fact.effective
         if effective.tzinfo is None:
             effective = effective.replace(tzinfo=UTC)
-        if effective <= moment:
-            buckets[fact.kind].append((effective, position, fact))
+        stamp = effective.timestamp()
+        if stamp <= limit:
+            buckets[fact.kind].append((stamp, position, fact))
     for kind, items in buckets.items():
         if items:
             setattr(index, _BUCKET[kind], _ordered(items))

@@ -105,9 +105,11 @@ class Protocol(_Frozen):
     @property
     def lookup(self) -> Lookup:
         """Derived tables, built once at load (catalog.py); read once per evaluation."""
-        if self._lookup is None:
+        # Read the private store directly: pydantic's private-attribute __getattr__ is slow.
+        found: Lookup | None = (self.__pydantic_private__ or {}).get("_lookup")
+        if found is None:
             raise RuntimeError("protocol not indexed: load it with catalog.parse_protocol")
-        return self._lookup
+        return found
 
     @property
     def content_hash(self) -> str:

@@ -160,9 +160,12 @@ class LabProfile(BaseModel):
 
     @property
     def content_hash(self) -> str:
-        if not self._hash:
-            self._hash = canonical_hash(self.model_dump(mode="json"))
-        return self._hash
+        private = self.__pydantic_private__ or {}
+        cached: str = private.get("_hash", "")
+        if not cached:
+            cached = canonical_hash(self.model_dump(mode="json"))
+            self._hash = cached
+        return cached
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -11,8 +11,8 @@ from protocols import Fact, PatientFacts, evaluate, load_protocol, profile_from_
 
 from .builders import (
     NEGATIVE,
-    PANREACTIVE,
     NOW,
+    PANREACTIVE,
     abo,
     dose,
     ident,
@@ -29,6 +29,7 @@ from .builders import (
 )
 
 AGENTS = ["daratumumab", "isatuximab", "felzartamab", "mezagitamab", "magrolimab", "elotuzumab"]
+TYPING_METHODS = ["serology-direct", "serology-iat", "genotype"]
 METHODS = ["UNTREATED", "DTT", "TCEP", "TRYPSIN", "CD38-NEUTRALIZATION"]
 CELLS = st.sampled_from([PANREACTIVE, NEGATIVE, {"I": "2+", "II": "0", "III": "0"},
                          {"I": "3+", "II": "3+", "III": "3+"}])
@@ -47,7 +48,7 @@ lab_fact = st.one_of(
               st.sampled_from(["anti-E", "anti-K", "anti-Yta", "panreactive", "anti-Fya"]),
               DAYS, st.booleans(), st.sampled_from(METHODS)),
     st.builds(lambda a, p, d, m: typing(a, p, d, method=m), st.sampled_from(["K", "E", "c"]),
-              st.booleans(), DAYS, st.sampled_from(["serology-direct", "serology-iat", "genotype"])),
+              st.booleans(), DAYS, st.sampled_from(TYPING_METHODS)),
     st.builds(transfused, DAYS),
     st.builds(lambda c, d: order(c, d), st.sampled_from(["RBC", "TYPE_AND_SCREEN", "IFE"]), DAYS),
     st.builds(lambda d: abo(days_ago=d), DAYS),
@@ -169,7 +170,8 @@ def test_outputs_sorted_and_crossmatch_consistent(
         assert all(f.rules and f.explanation for f in group)
     requirements = {f.code for f in decision.requirements}
     if decision.crossmatch is not None:
-        assert ("ELECTRONIC_XM_BLOCKED" in requirements) is not decision.crossmatch.electronic_allowed
+        blocked = "ELECTRONIC_XM_BLOCKED" in requirements
+        assert blocked is not decision.crossmatch.electronic_allowed
     flags = {f.code for f in decision.flags}
     if flags & {"ANTI_CD38_ACTIVE", "ANTI_CD47_ACTIVE", "IAT_INTERFERENCE_SUSPECTED",
                 "PANREACTIVE_NO_KNOWN_THERAPY"}:
