@@ -18,6 +18,15 @@ def _drop_patient_identifiers(
     return event
 
 
+class _StderrLogger:
+    """Writes to whatever sys.stderr is *now* (a bound file object would outlive redirects)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = log = msg
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
     # Celery logs every task at INFO; with thousands of messages that drowns the real events.
@@ -31,6 +40,6 @@ def configure_logging(level: int = logging.INFO) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_args: _StderrLogger(),
         cache_logger_on_first_use=True,
     )
