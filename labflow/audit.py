@@ -11,9 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
@@ -63,21 +64,13 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def event_hash(row: AuditEvent) -> str:
-    content = {
-        "seq": row.seq,
-        "occurred_at": _utc_text(row.occurred_at),
-        "actor": row.actor,
-        "action": row.action,
-        "subject_type": row.subject_type,
-        "subject_id": row.subject_id,
-        "reason": row.reason,
-        "before": row.before,
-        "after": row.after,
-        "protocol_hash": row.protocol_hash,
-        "profile_hash": row.profile_hash,
-        "prev_hash": row.prev_hash,
-    }
+_HASHED = ("seq", "occurred_at", "actor", "action", "subject_type", "subject_id", "reason",
+           "before", "after", "protocol_hash", "profile_hash", "prev_hash")
+
+
+def event_hash(values: Mapping[str, Any]) -> str:
+    content = {key: values[key] for key in _HASHED}
+    content["occurred_at"] = _utc_text(content["occurred_at"])
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -87,15 +80,20 @@ def _append_pending(session: OrmSession) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one()
+    seq, last_hash = session.execute(
+        select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+    ).one()
+    rows = []
     for item in pending:
-        row = AuditEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, hash="", **item)
-        row.hash = event_hash(row)
-        session.add(row)
-        head.last_seq, head.last_hash = row.seq or 0, row.hash
-    session.add(head)
+        seq += 1
+        row = {**item, "seq": seq, "prev_hash": last_hash}
+        row["hash"] = last_hash = event_hash(row)
+        rows.append(row)
+    # Core statements, not ORM objects: this runs inside every pipeline transaction.
+    session.execute(insert(AuditEvent), rows)
+    session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=last_hash)
+    )
 
 
 @event.listens_for(OrmSession, "after_rollback")
@@ -129,7 +127,7 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyReport:
                 return VerifyReport(
                     False, checked, row.seq, "prev_hash does not match the previous event"
                 )
-            if event_hash(row) != row.hash:
+            if event_hash(row.model_dump()) != row.hash:
                 return VerifyReport(
                     False, checked, row.seq, "content does not match its hash (edited)"
                 )

@@ -43,7 +43,18 @@ def _index(protocol: Protocol) -> None:
         for antigen in affected.antigens
     }
     content_hash = canonical_hash(protocol.model_dump(mode="json"))
-    protocol._lookup = Lookup(content_hash, codes, names, antigen_system)
+    protocol._lookup = Lookup(
+        content_hash,
+        codes,
+        names,
+        antigen_system,
+        resolving_methods=frozenset(
+            m for m, spec in protocol.methods.items() if spec.resolves_anti_cd38
+        ),
+        insignificant=frozenset(
+            s.lower() for s in protocol.clinically_insignificant_specificities
+        ),
+    )
 
 
 def _check(protocol: Protocol) -> None:

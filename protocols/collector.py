@@ -6,20 +6,27 @@ their explanations in evaluation order (which is fixed), so output stays determi
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from protocols.codes import FLAGS, REFLEX_ORDERS, is_requirement
-from protocols.decision import Finding, RuleFiring
+from protocols.decision import Finding, RuleFiring, trusted
+
+# A firing as recorded: (rule, explanation, inputs); RuleFiring models are built once, at freeze.
+_Firing = tuple[str, str, dict[str, Any]]
+_rule_of = itemgetter(0)
 
 
 class _Draft:
     __slots__ = ("blocks_issue", "explanations", "refs", "rules")
 
-    def __init__(self) -> None:
-        self.rules: set[str] = set()
-        self.explanations: list[str] = []
-        self.refs: set[str] = set()
-        self.blocks_issue = False
+    def __init__(
+        self, rules: tuple[str, ...], explanation: str, refs: tuple[str, ...], blocks_issue: bool
+    ) -> None:
+        self.rules: set[str] = set(rules)
+        self.explanations: list[str] = [explanation]
+        self.refs: set[str] = set(refs)
+        self.blocks_issue = blocks_issue
 
 
 def _add(
@@ -32,7 +39,8 @@ def _add(
 ) -> None:
     draft = bucket.get(code)
     if draft is None:
-        draft = bucket[code] = _Draft()
+        bucket[code] = _Draft(rules, explanation, refs, blocks_issue)
+        return
     draft.rules.update(rules)
     if explanation not in draft.explanations:
         draft.explanations.append(explanation)
@@ -42,12 +50,17 @@ def _add(
 
 def _freeze(bucket: dict[str, _Draft], emergency: bool) -> tuple[Finding, ...]:
     return tuple(
-        Finding(
-            code=code,
-            rules=tuple(sorted(d.rules)),
-            explanation=" ".join(d.explanations),
-            refs=tuple(sorted(d.refs)),
-            blocks_issue=d.blocks_issue and not emergency,  # R-H1: nothing holds an emergency
+        trusted(
+            Finding,
+            {
+                "code": code,
+                # Most findings cite one rule and no refs: sorted() only when it can matter.
+                "rules": tuple(sorted(d.rules)) if len(d.rules) > 1 else tuple(d.rules),
+                "explanation": " ".join(d.explanations),
+                "refs": tuple(sorted(d.refs)) if d.refs else (),
+                # R-H1: nothing holds an emergency
+                "blocks_issue": d.blocks_issue and not emergency,
+            },
         )
         for code, d in sorted(bucket.items())
     )
@@ -61,7 +74,7 @@ class Collector:
         self.requirements: dict[str, _Draft] = {}
         self.reflex: dict[str, _Draft] = {}
         self.comments: dict[str, _Draft] = {}
-        self.fired: list[RuleFiring] = []
+        self.fired: list[_Firing] = []
 
     def flag(
         self,
@@ -92,7 +105,7 @@ class Collector:
         _add(self.comments, code, rules, explanation, (), False)
 
     def fire(self, rule: str, explanation: str, **inputs: Any) -> None:
-        self.fired.append(RuleFiring(rule=rule, inputs=inputs, explanation=explanation))
+        self.fired.append((rule, explanation, inputs))
 
     def has_flag(self, code: str) -> bool:
         return code in self.flags
@@ -110,7 +123,7 @@ class Collector:
         tuple[RuleFiring, ...],
     ]:
         # Every rule a finding cites appears in the trail, with the codes it contributed to.
-        explicit = {f.rule for f in self.fired}
+        explicit = {f[0] for f in self.fired}
         cited: dict[str, list[str]] = {}
         for bucket in (self.flags, self.requirements, self.reflex, self.comments):
             for code, draft in bucket.items():
@@ -118,10 +131,12 @@ class Collector:
                     if rule not in explicit:
                         cited.setdefault(rule, []).append(code)
         extra = [
-            RuleFiring(rule=rule, inputs={"codes": sorted(found)}, explanation="Cited by findings.")
-            for rule, found in cited.items()
+            (rule, "Cited by findings.", {"codes": sorted(found)}) for rule, found in cited.items()
         ]
-        fired = tuple(sorted([*self.fired, *extra], key=lambda f: f.rule))  # stable sort
+        fired = tuple(
+            trusted(RuleFiring, {"rule": rule, "inputs": inputs, "explanation": explanation})
+            for rule, explanation, inputs in sorted([*self.fired, *extra], key=_rule_of)  # stable
+        )
         return (
             _freeze(self.flags, emergency),
             _freeze(self.requirements, emergency),

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
 from protocols.exposure import Exposure
+from protocols.exposure import agent_names as exposure_agent_names
 from protocols.fact_index import FactIndex, aware
 from protocols.facts import AntibodyIdentification, AntibodyScreen, AntigenTyping, Order
 from protocols.model import Lookup, Protocol
@@ -19,6 +21,7 @@ TRANSFUSION_ORDERS = frozenset({"RBC", "CROSSMATCH", "TYPE_AND_SCREEN"})
 _NEGATIVE_GRADES = frozenset({"", "0", "neg", "-", "negative", "nt"})
 
 
+@lru_cache(maxsize=256)  # pure; a lab reports a handful of distinct grade spellings
 def reaction_grade(grade: str) -> float:
     """0 for negative; w+/mf = 0.5; "n+" = n. Unknown non-negative text counts as reactive."""
     text = grade.strip().lower()
@@ -51,6 +54,7 @@ class Context:
     facts: FactIndex
     exposures: list[Exposure]
     lookup: Lookup
+    agent_names: dict[str, str] = field(default_factory=dict)  # raw drug reference -> agent
     cd38: list[Exposure] = field(default_factory=list)  # active anti-CD38 (R-A2)
     cd47: list[Exposure] = field(default_factory=list)  # active anti-CD47 (R-I1)
     rbc_given: list[Exposure] = field(default_factory=list)  # any anti-CD38/47 ever given
@@ -70,6 +74,8 @@ class Context:
     k_invalid_reasons: list[str] = field(default_factory=list)
     group: str | None = None
     _typing_memo: dict[int, str | None] = field(default_factory=dict)
+    # profile.serologic_phenotype_invalid_if_transfused_within_days, as a timedelta
+    transfused_window: timedelta = timedelta(0)
 
     # ---- exposure helpers -------------------------------------------------------------
     def covered_by(self, day: date, profile: str) -> Exposure | None:
@@ -104,12 +110,14 @@ class Context:
     def _typing_problem(self, typing: AntigenTyping) -> str | None:
         if typing.method == "genotype":
             return None
-        moment = aware(typing.effective)
-        days = timedelta(days=self.profile.serologic_phenotype_invalid_if_transfused_within_days)
-        for transfusion in self.facts.transfusions:
-            given = aware(transfusion.effective)
-            if given <= moment <= given + days:
-                return "R-B2"
+        transfusions = self.facts.transfusions
+        if transfusions:
+            moment = aware(typing.effective)
+            days = self.transfused_window
+            for transfusion in transfusions:
+                given = aware(transfusion.effective)
+                if given <= moment <= given + days:
+                    return "R-B2"
         if typing.method not in self.profile.post_exposure_valid_typing_methods:
             day = typing.effective.date()
             if any(e.covers(day) for e in self.rbc_given):
@@ -126,7 +134,7 @@ class Context:
         return [a for a in antigens if self.valid_typing(a) is None]
 
     def recently_transfused(self) -> bool:
-        days = timedelta(days=self.profile.serologic_phenotype_invalid_if_transfused_within_days)
+        days = self.transfused_window
         return any(aware(t.effective) + days >= self.facts.as_of for t in self.facts.transfusions)
 
     def lost_antigens(self, method: str) -> list[str]:
@@ -141,20 +149,27 @@ class Context:
 
 
 def _derive_screens(ctx: Context) -> None:
-    resolving = {m for m, spec in ctx.protocol.methods.items() if spec.resolves_anti_cd38}
+    resolving = ctx.lookup.resolving_methods
     untreated: list[AntibodyScreen] = []
     treated: list[AntibodyScreen] = []
+    other_phases: list[AntibodyScreen] = []  # IS / RT
     for screen in ctx.facts.screens:
-        if screen.phase != "IAT":
-            continue
-        (treated if screen.method in resolving else untreated).append(screen)
+        fields = screen.__dict__  # one slow pydantic attribute read instead of two
+        if fields["phase"] != "IAT":
+            other_phases.append(screen)
+        elif fields["method"] in resolving:
+            treated.append(screen)
+        else:
+            untreated.append(screen)
     if untreated:
         ctx.latest_untreated = untreated[-1]
-        positives = [s for s in untreated if s.interpretation == "positive"]
-        ctx.latest_untreated_positive = positives[-1] if positives else None
+        ctx.latest_untreated_positive = next(
+            (s for s in reversed(untreated) if s.interpretation == "positive"), None
+        )
     if treated:
         last = treated[-1]
-        later = [s for s in untreated if s.effective > last.effective]
+        last_time = last.effective
+        later = [s for s in untreated if s.effective > last_time]
         # Drug noise on untreated cells inside an anti-CD38 window does not displace the
         # treated screen; a later negative or out-of-window untreated screen does (R-D4).
         if all(
@@ -163,14 +178,12 @@ def _derive_screens(ctx: Context) -> None:
         ):
             ctx.relied_screen = last
         positive = ctx.latest_untreated_positive
-        if positive is None or last.effective >= positive.effective:
+        if positive is None or last_time >= positive.effective:
             ctx.xm_screen = last
     since = ctx.latest_untreated.effective.date() if ctx.latest_untreated else None
     ctx.is_rt_reactive = any(
-        s.phase in ("IS", "RT")
-        and s.interpretation == "positive"
-        and (since is None or s.effective.date() >= since)
-        for s in ctx.facts.screens
+        s.interpretation == "positive" and (since is None or s.effective.date() >= since)
+        for s in other_phases
     )
     current = [i for i in ctx.facts.identifications if not i.historical]
     untreated_ids = [i for i in current if i.method not in resolving]
@@ -193,14 +206,24 @@ def _derive_screens(ctx: Context) -> None:
 
 
 def build_context(
-    protocol: Protocol, profile: LabProfile, facts: FactIndex, exposures: list[Exposure]
+    protocol: Protocol,
+    profile: LabProfile,
+    facts: FactIndex,
+    exposures: list[Exposure],
+    agent_names: dict[str, str] | None = None,
 ) -> Context:
+    if agent_names is None:
+        agent_names = exposure_agent_names(protocol, profile, facts.therapies)
     ctx = Context(
         protocol=protocol,
         profile=profile,
         facts=facts,
         exposures=exposures,
         lookup=protocol.lookup,
+        agent_names=agent_names,
+        transfused_window=timedelta(
+            days=profile.serologic_phenotype_invalid_if_transfused_within_days
+        ),
     )
     for exposure in exposures:
         if exposure.profile not in ("anti-CD38", "anti-CD47"):
@@ -219,7 +242,7 @@ def build_context(
         (o for o in reversed(ctx.current_orders) if o.code == "EMERGENCY_RELEASE"), None
     )
     _derive_screens(ctx)
-    insignificant = {s.lower() for s in protocol.clinically_insignificant_specificities}
+    insignificant = ctx.lookup.insignificant
     for ident in facts.identifications:
         for spec in ident.specificities:
             antigen = antigen_of(spec)

@@ -24,8 +24,8 @@ from protocols import (
 )
 from protocols.collector import Collector
 from protocols.context import build_context
-from protocols.decision import Decision
-from protocols.exposure import compute_exposures
+from protocols.decision import Decision, trusted
+from protocols.exposure import agent_names, compute_exposures
 from protocols.fact_index import index_facts
 from protocols.facts import PatientFacts
 from protocols.model import Protocol
@@ -51,8 +51,9 @@ def evaluate(
     Only facts with `effective <= as_of` count.
     """
     index = index_facts(facts, as_of)
-    records = compute_exposures(protocol, profile, index.therapies, index.today)
-    ctx = build_context(protocol, profile, index, records)
+    names = agent_names(protocol, profile, index.therapies)
+    records = compute_exposures(protocol, profile, index.therapies, index.today, names)
+    ctx = build_context(protocol, profile, index, records, names)
     out = Collector()
     for group in _GROUPS:
         group(ctx, out)
@@ -60,16 +61,21 @@ def evaluate(
     rules_ife.apply(ctx, out)
     lifecycle.apply(ctx, out)
     flags, requirements, reflex, comments, fired = out.frozen(emergency=ctx.emergency is not None)
-    return Decision(
-        as_of=as_of,
-        flags=flags,
-        requirements=requirements,
-        reflex_orders=reflex,
-        comments=comments,
-        crossmatch=crossmatch,
-        fired=fired,
-        protocol_id=protocol.id,
-        protocol_version=protocol.version,
-        protocol_hash=protocol.content_hash,
-        profile_hash=profile.content_hash,
+    # Every part was built by the evaluator itself (findings and firings already as models):
+    # skip re-validation, as the nested models do (decision.trusted).
+    return trusted(
+        Decision,
+        {
+            "as_of": as_of,
+            "flags": flags,
+            "requirements": requirements,
+            "reflex_orders": reflex,
+            "comments": comments,
+            "crossmatch": crossmatch,
+            "fired": fired,
+            "protocol_id": protocol.id,
+            "protocol_version": protocol.version,
+            "protocol_hash": protocol.content_hash,
+            "profile_hash": profile.content_hash,
+        },
     )

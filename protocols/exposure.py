@@ -5,11 +5,13 @@ from __future__ import annotations
 import calendar
 from collections.abc import Sequence
 from datetime import date, datetime
+from operator import attrgetter
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from protocols.codes import HandlingProfile
+from protocols.decision import trusted
 from protocols.fact_index import index_facts
 from protocols.facts import PatientFacts, Route, Therapy
 from protocols.model import Protocol
@@ -70,28 +72,24 @@ def _one_agent(
     handling: HandlingProfile = profile.agent_profiles.get(
         agent, known.profile if known else profile.unknown_agent_profile
     )
-    route: Route | None = None
-    product: str | None = None
+    # Field dicts, read once: pydantic attribute access is several times slower than a dict
+    # lookup, and this runs over every dose of a long therapy. Canonical order throughout.
+    rows = [record.__dict__ for record in records]
+    route: Route | None = next((r["route"] for r in reversed(rows) if r["route"]), None)
+    product: str | None = next((r["product"] for r in reversed(rows) if r["product"]), None)
+    sources = {r["evidence_source"] for r in rows if r["evidence_source"]}
+    doses_given = [r for r in rows if r["record"] != "planned"]
+    given = len(doses_given)
     first: date | None = None
     last: date | None = None
     ongoing = False
-    given = 0
-    sources: set[str] = set()
-    for record in records:  # one pass, canonical order: later records win
-        route = record.route or route
-        product = record.product or product
-        if record.evidence_source:
-            sources.add(record.evidence_source)
-        if record.record == "planned":
-            continue
-        given += 1
+    if doses_given:
         # A record without dose dates is read as a dose on its own date: the latest the dose
         # can have been, so the window is never shorter than the evidence allows.
-        dose = record.last_dose or record.first_dose or record.effective.date()
-        start = record.first_dose or dose
-        first = start if first is None or start < first else first
-        last = dose if last is None or dose > last else last
-        ongoing = record.ongoing
+        doses = [r["last_dose"] or r["first_dose"] or r["effective"].date() for r in doses_given]
+        first = min([r["first_dose"] or dose for r, dose in zip(doses_given, doses, strict=True)])
+        last = max(doses)
+        ongoing = doses_given[-1]["ongoing"]
     if last is not None and last > today:
         last = today
     planned = not given
@@ -110,38 +108,57 @@ def _one_agent(
     ife_active = (
         ife_relevant and not planned and (ongoing or (ife_until is not None and today <= ife_until))
     )
-    return Exposure(
-        agent=agent,
-        route=route,
-        product=product,
-        first_dose=first,
-        last_dose=last,
-        ongoing=ongoing,
-        planned=planned,
-        interference_until=until,
-        ife_until=ife_until,
-        profile=handling,
-        evidence=known.evidence if known else "unknown",
-        isotype=known.isotype if known else None,
-        active=in_window and handling != "none",
-        ife_active=ife_active,
-        sources=tuple(sorted(sources)),
+    return trusted(
+        Exposure,
+        {
+            "agent": agent,
+            "route": route,
+            "product": product,
+            "first_dose": first,
+            "last_dose": last,
+            "ongoing": ongoing,
+            "planned": planned,
+            "interference_until": until,
+            "ife_until": ife_until,
+            "profile": handling,
+            "evidence": known.evidence if known else "unknown",
+            "isotype": known.isotype if known else None,
+            "active": in_window and handling != "none",
+            "ife_active": ife_active,
+            "sources": tuple(sorted(sources)),
+        },
     )
 
 
-def compute_exposures(
-    protocol: Protocol, profile: LabProfile, therapies: Sequence[Therapy], today: date
-) -> list[Exposure]:
-    by_agent: dict[str, list[Therapy]] = {}
-    names: dict[str, str] = {}  # raw reference -> agent, resolved once per distinct reference
+_agent_of = attrgetter("agent")
+
+
+def agent_names(
+    protocol: Protocol, profile: LabProfile, therapies: Sequence[Therapy]
+) -> dict[str, str]:
+    """Raw drug reference -> agent (R-K3), resolved once per distinct reference."""
     lookup = protocol.lookup
     local = profile.local_codes
-    for record in therapies:
-        raw = record.agent
-        agent = names.get(raw)
-        if agent is None:
-            agent = names[raw] = lookup.resolve_agent(raw, local)
-        by_agent.setdefault(agent, []).append(record)
+    return {raw: lookup.resolve_agent(raw, local) for raw in set(map(_agent_of, therapies))}
+
+
+def compute_exposures(
+    protocol: Protocol,
+    profile: LabProfile,
+    therapies: Sequence[Therapy],
+    today: date,
+    names: dict[str, str] | None = None,
+) -> list[Exposure]:
+    """One Exposure per agent, sorted by agent; `names` as from agent_names() if at hand."""
+    if names is None:
+        names = agent_names(protocol, profile, therapies)
+    by_agent: dict[str, list[Therapy]]
+    if len(names) == 1:  # the usual history: one agent under one spelling, in canonical order
+        by_agent = {agent: list(therapies) for agent in names.values()}
+    else:
+        by_agent = {}
+        for record in therapies:
+            by_agent.setdefault(names[record.agent], []).append(record)
     return [
         _one_agent(agent, by_agent[agent], protocol, profile, today) for agent in sorted(by_agent)
     ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import islice
+from operator import attrgetter, itemgetter, lt
 
 from protocols.facts import (
     AboRh,
@@ -76,38 +78,48 @@ _BUCKET = {
 
 # Cheap per-kind discriminators order most exact ties; the JSON form settles what remains.
 _SECONDARY = {
-    "antigen_typing": "antigen",
-    "antibody_screen": "method",
-    "therapy": "agent",
-    "order": "code",
-    "shift_result": "assay",
+    kind: attrgetter(name)
+    for kind, name in {
+        "antigen_typing": "antigen",
+        "antibody_screen": "method",
+        "therapy": "agent",
+        "order": "code",
+        "shift_result": "assay",
+    }.items()
 }
 
 
+_key = itemgetter(0)
+
+
 def _settle(group: list[Fact]) -> list[Fact]:
-    field_name = _SECONDARY.get(group[0].kind)
-    if field_name is None:
+    secondary = _SECONDARY.get(group[0].kind)
+    if secondary is None:
         return sorted(group, key=lambda f: f.model_dump_json())
-    keyed = sorted(group, key=lambda f: getattr(f, field_name))
-    values = [getattr(f, field_name) for f in keyed]
+    keyed = sorted(group, key=secondary)
+    values = list(map(secondary, keyed))
     if len(set(values)) == len(values):
         return keyed
-    return sorted(keyed, key=lambda f: (getattr(f, field_name), f.model_dump_json()))
+    return sorted(keyed, key=lambda f: (secondary(f), f.model_dump_json()))
 
 
-def _ordered(items: list[tuple[float, int, Fact]]) -> list[Fact]:
-    """One kind's facts by time; (timestamp, arrival position) tuples sort in C, never comparing
-    facts (aware-datetime comparisons are several times slower than floats).
-    Exact time ties are then settled by content so arrival order cannot leak into the result."""
-    items.sort()
-    ordered = [item[2] for item in items]
-    if len({item[0] for item in items}) == len(items):
-        return ordered
+def _ordered(items: list[tuple[datetime, Fact]]) -> list[Fact]:
+    """One kind's facts by time. Keys are UTC datetimes sharing the `UTC` tzinfo object, so they
+    compare bytewise in C (no utcoffset() calls). Exact time ties are settled by content so
+    arrival order cannot leak into the result."""
+    if len(items) == 1:
+        return [items[0][1]]
+    keys = [item[0] for item in items]
+    if all(map(lt, keys, islice(keys, 1, None))):  # usual case: arrived in order, no ties
+        return [item[1] for item in items]
+    items.sort(key=_key)  # stable: ties keep arrival order until settled below
+    ordered = [item[1] for item in items]
+    keys = [item[0] for item in items]
     n = len(items)
     i = 0
     while i < n - 1:
         j = i + 1
-        while j < n and items[j][0] == items[i][0]:
+        while j < n and keys[j] == keys[i]:
             j += 1
         if j - i > 1:
             ordered[i:j] = _settle(ordered[i:j])
@@ -115,22 +127,34 @@ def _ordered(items: list[tuple[float, int, Fact]]) -> list[Fact]:
     return ordered
 
 
+def _utc(moment: datetime) -> datetime:
+    """`moment` as a UTC datetime whose tzinfo is the `UTC` singleton (naive read as UTC)."""
+    tz = moment.tzinfo
+    if tz is UTC:
+        return moment
+    if tz is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
     moment = aware(as_of)
     index = FactIndex(as_of=moment, today=as_of.date(), trigger=patient.trigger)
-    buckets: dict[str, list[tuple[float, int, Fact]]] = {kind: [] for kind in _BUCKET}
-    limit = moment.timestamp()
-    candidates = list(patient.facts)
+    buckets: dict[str, list[tuple[datetime, Fact]]] = {kind: [] for kind in _BUCKET}
+    limit = _utc(moment)
+    facts = patient.facts
     trigger = patient.trigger
-    if trigger is not None and all(f is not trigger for f in patient.facts):
-        candidates.append(trigger)
-    for position, fact in enumerate(candidates):
-        effective = fact.effective
-        if effective.tzinfo is None:
-            effective = effective.replace(tzinfo=UTC)
-        stamp = effective.timestamp()
-        if stamp <= limit:
-            buckets[fact.kind].append((stamp, position, fact))
+    if trigger is not None and all(f is not trigger for f in facts):
+        facts = (*facts, trigger)
+    for fact in facts:
+        # One read of the field dict: attribute access on pydantic models is unspecialised
+        # (their class defines __getattr__), several times slower than a dict lookup.
+        fields = fact.__dict__
+        key = fields["effective"]
+        if key.tzinfo is not UTC:
+            key = _utc(key)
+        if key <= limit:
+            buckets[fields["kind"]].append((key, fact))
     for kind, items in buckets.items():
         if items:
             setattr(index, _BUCKET[kind], _ordered(items))

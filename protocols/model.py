@@ -129,7 +129,15 @@ class Protocol(_Frozen):
 class Lookup:
     """Plain-Python indexes over a Protocol (pydantic private-attribute access is slow)."""
 
-    __slots__ = ("antigen_system", "content_hash", "drug_codes", "names", "systems_text")
+    __slots__ = (
+        "antigen_system",
+        "content_hash",
+        "drug_codes",
+        "insignificant",
+        "names",
+        "resolving_methods",
+        "systems_text",
+    )
 
     def __init__(
         self,
@@ -137,11 +145,15 @@ class Lookup:
         drug_codes: dict[str, str],
         names: dict[str, str],
         antigen_system: dict[str, str],
+        resolving_methods: frozenset[str] = frozenset(),
+        insignificant: frozenset[str] = frozenset(),
     ) -> None:
         self.content_hash = content_hash
         self.drug_codes = drug_codes
         self.names = names
         self.antigen_system = antigen_system
+        self.resolving_methods = resolving_methods  # methods with resolves_anti_cd38
+        self.insignificant = insignificant  # clinically insignificant specificities, lower case
         self.systems_text: dict[tuple[str, ...], str] = {}  # memo: antigens -> "KEL/YT/..."
 
     def resolve_agent(self, raw: str, local_codes: dict[str, str]) -> str:

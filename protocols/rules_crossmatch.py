@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from protocols.collector import Collector
 from protocols.context import Context
-from protocols.decision import Crossmatch, CrossmatchMode
+from protocols.decision import Crossmatch, CrossmatchMode, trusted
 from protocols.model import XmSituation
 from protocols.rules_antibody import dtt_positive_unidentified, dtt_resistant
 
@@ -75,9 +75,12 @@ def apply(ctx: Context, out: Collector) -> Crossmatch | None:
     for rule in policy.rules:
         out.fire(rule, f"Crossmatch situation '{chosen}'.", situation=chosen, mode=mode,
                  electronic_allowed=electronic)
-    return Crossmatch(
-        mode=mode,
-        electronic_allowed=electronic,
-        rules=tuple(sorted(policy.rules)),
-        explanation=explanation,
+    return trusted(
+        Crossmatch,
+        {
+            "mode": mode,
+            "electronic_allowed": electronic,
+            "rules": tuple(sorted(policy.rules)),
+            "explanation": explanation,
+        },
     )

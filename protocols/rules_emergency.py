@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from protocols.collector import Collector
 from protocols.context import Context
-from protocols.decision import Crossmatch
+from protocols.decision import Crossmatch, trusted
 
 
 def issue_group(ctx: Context) -> str:
@@ -62,12 +62,15 @@ def wrap_crossmatch(ctx: Context, crossmatch: Crossmatch | None) -> Crossmatch |
     """The crossmatch becomes the retrospective one; the release itself goes ahead now."""
     if ctx.emergency is None or crossmatch is None:
         return crossmatch
-    return Crossmatch(
-        mode=crossmatch.mode,
-        electronic_allowed=crossmatch.electronic_allowed,
-        rules=tuple(sorted({*crossmatch.rules, "R-H1"})),
-        explanation=(
-            f"Emergency: uncrossmatched {issue_group(ctx)} RBC issue proceeds without delay. "
-            f"Retrospective crossmatch: {crossmatch.explanation}"
-        ),
+    return trusted(
+        Crossmatch,
+        {
+            "mode": crossmatch.mode,
+            "electronic_allowed": crossmatch.electronic_allowed,
+            "rules": tuple(sorted({*crossmatch.rules, "R-H1"})),
+            "explanation": (
+                f"Emergency: uncrossmatched {issue_group(ctx)} RBC issue proceeds without delay. "
+                f"Retrospective crossmatch: {crossmatch.explanation}"
+            ),
+        },
     )

@@ -8,9 +8,9 @@ from protocols.exposure import Exposure
 
 
 def apply(ctx: Context, out: Collector) -> None:
-    local = ctx.profile.local_codes
-    for raw in sorted({record.agent for record in ctx.facts.therapies}):
-        agent = ctx.lookup.resolve_agent(raw, local)
+    names = ctx.agent_names
+    for raw in sorted(names):
+        agent = names[raw]
         if agent != raw:
             out.fire(
                 "R-K3",

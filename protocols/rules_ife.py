@@ -6,12 +6,15 @@ the IFE window (R-J5); any drug without a usable kit sends the case to mass spec
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from protocols.collector import Collector
 from protocols.context import Context
 from protocols.exposure import Exposure
 from protocols.facts import Immunofixation, ShiftResult
 
 
+@lru_cache(maxsize=256)  # pure; called per band on every evaluation with few distinct spellings
 def norm_isotype(text: str) -> str:
     t = text.lower().replace("κ", "kappa").replace("λ", "lambda")
     t = "".join(ch for ch in t if ch.isalnum())

@@ -29,7 +29,10 @@ class WhatIf(BaseModel):
 @router.post(
     "/evaluate",
     response_model=Decision,
-    responses={400: {"description": "Invalid lab profile"}, 401: {"description": "Token required"}},
+    responses={
+        400: {"description": "Invalid lab profile, dates out of range, or unparseable body"},
+        401: {"description": "Token required"},
+    },
 )
 def what_if(body: WhatIf, _token: TokenDep) -> Decision:
     """Evaluate facts under the current (or a posted) lab profile, e.g. before go-live."""
@@ -40,4 +43,7 @@ def what_if(body: WhatIf, _token: TokenDep) -> Decision:
     facts = PatientFacts(
         facts=tuple(body.facts), active_requirements=tuple(body.active_requirements)
     )
-    return evaluate(clinical.protocol(), profile, facts, body.as_of)
+    try:
+        return evaluate(clinical.protocol(), profile, facts, body.as_of)
+    except OverflowError as exc:  # e.g. as_of 0001-01-01: a look-back window leaves datetime
+        raise HTTPException(400, "dates out of the supported range") from exc

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from labflow import metrics, signing
-from labflow.api.deps import SessionDep, TokenDep
+from labflow.api.deps import NoNul, SessionDep, TokenDep
 from labflow.db import session_scope
 from labflow.interop.hl7_ack import build_ack
 from labflow.interop.model import LabflowEvent
@@ -19,7 +19,7 @@ from labflow.services.inbox import Receipt, receive
 from labflow.services.mapping import HL7, media_type
 from labflow.settings import get_settings
 
-router = APIRouter(prefix="/api/v1/inbound", tags=["inbound"])
+router = APIRouter(prefix="/api/v1/inbound", tags=["inbound"], dependencies=[NoNul])
 READ_CAP_FACTOR = 10  # beyond 10x the body limit we stop reading: nothing to keep
 
 

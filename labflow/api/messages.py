@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from labflow.api.deps import SessionDep, TokenDep, actor, require
+from labflow.api.deps import BAD_BODY, NoNul, SessionDep, TokenDep, actor, require
 from labflow.models import ApiToken
 from labflow.services import messages
 from labflow.services.patients import Conflict, NotFound
 
-router = APIRouter(prefix="/api/v1/messages", tags=["message store"])
+router = APIRouter(prefix="/api/v1/messages", tags=["message store"], dependencies=[NoNul])
 Operator = Annotated[ApiToken, Depends(require("supervisor", "technologist", "integration"))]
 Supervisor = Annotated[ApiToken, Depends(require("supervisor"))]
 ERRORS = {
@@ -47,7 +47,7 @@ def list_messages(
     session: SessionDep,
     _token: TokenDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[dict[str, Any]]:
     return messages.search(session, flt, limit=limit, offset=offset)
 
@@ -70,7 +70,7 @@ class Edited(Reason):
     content_type: str | None = None
 
 
-@router.post("/{message_id}/reprocess", responses=ERRORS)
+@router.post("/{message_id}/reprocess", responses={**ERRORS, **BAD_BODY})
 def reprocess_message(
     message_id: str, body: Reason, session: SessionDep, token: Operator
 ) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def reprocess_message(
         raise HTTPException(409, str(exc)) from exc
 
 
-@router.post("/reprocess", responses=ERRORS)
+@router.post("/reprocess", responses={**ERRORS, **BAD_BODY})
 def reprocess_matching(
     flt: FilterDep, body: Reason, session: SessionDep, token: Supervisor
 ) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def reprocess_matching(
     return {"reprocessed": ids}
 
 
-@router.post("/{message_id}/edit", responses=ERRORS)
+@router.post("/{message_id}/edit", responses={**ERRORS, **BAD_BODY})
 def edit_message(
     message_id: str, body: Edited, session: SessionDep, token: Supervisor
 ) -> dict[str, Any]:

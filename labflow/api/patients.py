@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from labflow.api.deps import SessionDep, TokenDep, actor, require
+from labflow.api.deps import BAD_BODY, NoNul, SessionDep, TokenDep, actor, require
 from labflow.models import ApiToken
 from labflow.services import patients
 
-router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+router = APIRouter(prefix="/api/v1/patients", tags=["patients"], dependencies=[NoNul])
 NOT_FOUND = {
     404: {"description": "No such patient or requirement"},
     401: {"description": "Bearer token required"},
@@ -33,7 +33,7 @@ def read_decisions(
     session: SessionDep,
     _token: TokenDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[dict[str, Any]]:
     """Every decision: trigger, protocol and profile versions, rules fired, explanation."""
     try:
@@ -52,7 +52,7 @@ class Removal(BaseModel):
 
 @router.post(
     "/{mrn}/requirements/{code}/remove",
-    responses={**NOT_FOUND, 403: {"description": "Role may not remove requirements"}},
+    responses={**NOT_FOUND, **BAD_BODY, 403: {"description": "Role may not remove requirements"}},
 )
 def remove_requirement(
     mrn: str,

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from labflow.api.deps import SessionDep, actor, require
+from labflow.api.deps import BAD_BODY, NoNul, SessionDep, actor, require
 from labflow.models import ApiToken, Subscription
 from labflow.services import subscriptions
 from labflow.services.patients import NotFound
 from labflow.settings import OutboundWebhook
 
-router = APIRouter(prefix="/api/v1/subscriptions", tags=["outbound"])
+router = APIRouter(prefix="/api/v1/subscriptions", tags=["outbound"], dependencies=[NoNul])
 Admin = Annotated[ApiToken, Depends(require())]
 Reader = Annotated[ApiToken, Depends(require("supervisor", "integration"))]
 ERRORS = {
@@ -30,7 +30,7 @@ def list_subscriptions(session: SessionDep, _token: Reader) -> list[dict[str, An
     return [subscriptions.view(s) for s in session.scalars(select(Subscription))]
 
 
-@router.post("", status_code=201, responses=ERRORS)
+@router.post("", status_code=201, responses={**ERRORS, **BAD_BODY})
 def create_subscription(hook: OutboundWebhook, session: SessionDep, token: Admin) -> dict[str, Any]:
     if session.scalars(select(Subscription).where(Subscription.url == hook.url)).first():
         raise HTTPException(409, "this URL is already subscribed")
@@ -41,7 +41,7 @@ class Enabled(BaseModel):
     enabled: bool
 
 
-@router.post("/{subscription_id}/enabled", responses=ERRORS)
+@router.post("/{subscription_id}/enabled", responses={**ERRORS, **BAD_BODY})
 def set_enabled(
     subscription_id: str, body: Enabled, session: SessionDep, token: Admin
 ) -> dict[str, Any]:

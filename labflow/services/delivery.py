@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy import select, update
+from sqlmodel import Session, col
 
 from labflow import audit, jobs, metrics
 from labflow.db import is_postgres
@@ -59,22 +59,31 @@ def deliver_events(
 def _deliver_next(session: Session, client: httpx.Client, subscription_id: str, mrn: str) -> str:
     subscription = session.get(Subscription, subscription_id)
     if subscription is None or not subscription.enabled:
+        if subscription is not None and pause_pending(session, subscription_id):
+            session.commit()
         return "disabled"
-    query = (
-        select(OutboundDelivery)
+    head = (
+        select(col(OutboundDelivery.id))
         .where(
-            OutboundDelivery.subscription_id == subscription_id,
-            OutboundDelivery.mrn == mrn,
-            OutboundDelivery.status == "pending",
+            col(OutboundDelivery.subscription_id) == subscription_id,
+            col(OutboundDelivery.mrn) == mrn,
+            col(OutboundDelivery.status) == "pending",
         )
-        .order_by(OutboundDelivery.seq)  # type: ignore[arg-type]
+        .order_by(col(OutboundDelivery.seq))
         .limit(1)
+        .scalar_subquery()
     )
-    # SKIP LOCKED: if another worker is already sending this patient's events, leave it be.
+    # Lock only the patient's *oldest* pending event. SKIP LOCKED on the whole pending set let
+    # a second worker pass a locked head and send the next event first (out of order); here
+    # it finds nothing and leaves the patient to the worker already sending.
+    query = select(OutboundDelivery).where(
+        col(OutboundDelivery.id) == head,
+        col(OutboundDelivery.status) == "pending",  # re-checked after a concurrent commit
+    )
     query = query.with_for_update(skip_locked=True) if is_postgres(session) else query
     delivery = session.scalars(query).first()
     if delivery is None:
-        return "empty"
+        return "empty"  # nothing due, or another worker holds this patient's head event
     if as_utc(delivery.next_attempt_at) > utcnow():
         return "not_due"
     body, content_type = _body(subscription.format, delivery.payload)
@@ -129,8 +138,26 @@ def _next_wait(attempts: int) -> float | None:
     return base * random.uniform(1.0, 1.1)  # jitter keeps retries from arriving in waves
 
 
+def pause_pending(session: Session, subscription_id: str) -> int:
+    """Park a disabled endpoint's waiting events as `paused` until it is enabled again.
+
+    The sweeper re-dispatches every due `pending` row; left pending, a disabled endpoint's
+    events went back on the queue at every sweep, forever, crowding out real work.
+    """
+    result = session.execute(
+        update(OutboundDelivery)
+        .where(
+            col(OutboundDelivery.subscription_id) == subscription_id,
+            col(OutboundDelivery.status) == "pending",
+        )
+        .values(status="paused")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _disable(session: Session, subscription: Subscription, reason: str) -> None:
     subscription.enabled, subscription.disabled_reason = False, reason
+    pause_pending(session, subscription.id)
     audit.record(
         session,
         actor="worker:delivery",

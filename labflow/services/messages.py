@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import audit, jobs
-from labflow.models import Decision, InboundMessage, utcnow
+from labflow.clinical import code_maps
+from labflow.interop.model import MappingError
+from labflow.models import Decision, InboundMessage, as_utc, utcnow
+from labflow.services.mapping import map_body
 from labflow.services.patients import Conflict, NotFound
 
 
@@ -36,11 +40,16 @@ class MessageFilter:
         ):
             if value is not None:
                 query = query.where(column == value)
+        # In UTC: SQLite compares the stored UTC text, so 10:00+02:00 must become 08:00.
         if self.received_from is not None:
-            query = query.where(m.received_at >= self.received_from)  # type: ignore[operator]
+            query = query.where(col(m.received_at) >= _utc(self.received_from))
         if self.received_to is not None:
-            query = query.where(m.received_at < self.received_to)  # type: ignore[operator]
+            query = query.where(col(m.received_at) < _utc(self.received_to))
         return query
+
+
+def _utc(moment: datetime) -> datetime:
+    return as_utc(moment).astimezone(UTC)  # a time without an offset is read as UTC
 
 
 def search(
@@ -164,6 +173,7 @@ def _copy(
         accession=original.accession,
         message_type=original.message_type,
     )
+    _describe_edit(copy)
     session.add(copy)
     jobs.enqueue(session, jobs.PROCESS_MESSAGE, copy.id)
     audit.record(
@@ -178,3 +188,22 @@ def _copy(
     )
     session.commit()
     return summary(copy)
+
+
+def _describe_edit(copy: InboundMessage) -> None:
+    """Search fields from the copy's own body: an edit may fix the MRN or accession itself.
+
+    A body that still cannot be mapped keeps the original's fields; processing parks it.
+    """
+    try:
+        mapped = map_body(copy.content_type, copy.body, code_maps())
+    except MappingError:
+        return
+    copy.mrn, copy.accession = mapped.mrn, mapped.accession
+    copy.message_type = mapped.message_type
+    copy.control_id = mapped.control_id
+    copy.summary = {
+        "facts": dict(Counter(f.kind for f in mapped.facts)),
+        "clinical_time": mapped.clinical_time.isoformat(),
+        "warnings": list(mapped.warnings),
+    }

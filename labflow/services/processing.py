@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -70,6 +70,30 @@ def _locked(session: Session, message_id: str) -> InboundMessage | None:
 
 def _claim(session: Session, message_id: str) -> str:
     settings = get_settings()
+    now = utcnow()
+    lease = now - timedelta(seconds=settings.claim_lease_seconds)
+    m = InboundMessage
+    # The common case in one statement: claim it if nobody holds a live claim.
+    claimed = session.execute(
+        update(m)
+        .where(
+            m.id == message_id,
+            m.attempts < settings.max_attempts,
+            or_(m.status == "accepted",
+                and_(m.status == "processing", m.claimed_at < lease)),  # type: ignore[operator]
+        )
+        .values(attempts=m.attempts + 1, status="processing", claimed_at=now)
+        .returning(m.id)
+    ).first()
+    session.commit()
+    if claimed is not None:
+        return "claimed"
+    return _claim_refused(session, message_id)
+
+
+def _claim_refused(session: Session, message_id: str) -> str:
+    """Why a message could not be claimed; parks it once it has run out of attempts."""
+    settings = get_settings()
     message = _locked(session, message_id)
     if message is None:
         return "missing"
@@ -86,10 +110,7 @@ def _claim(session: Session, message_id: str) -> str:
         _park(session, message, f"gave up after {message.attempts} attempts")
         session.commit()
         return "parked"
-    message.attempts += 1
-    message.status, message.claimed_at = "processing", now
-    session.commit()
-    return "claimed"
+    return "busy"  # claimed meanwhile by someone else
 
 
 def _work(session: Session, message_id: str) -> str:
@@ -99,7 +120,6 @@ def _work(session: Session, message_id: str) -> str:
     mapped = map_body(message.content_type, message.body, clinical.code_maps())
     patient = lock_patient(session, mapped.mrn)
     store_facts(session, patient, message.id, mapped.facts)
-    session.flush()
 
     protocol, profile = clinical.protocol(), clinical.profile()
     facts = load_facts(session, patient, trigger=mapped.facts[-1])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy import select, update
+from sqlmodel import Session, col
 
 from labflow import audit, jobs
 from labflow.models import OutboundDelivery, Subscription, utcnow
+from labflow.services.delivery import pause_pending
 from labflow.services.patients import NotFound
 from labflow.settings import OutboundWebhook
 
@@ -76,7 +77,17 @@ def set_enabled(
         before=before,
         after=view(row),
     )
+    if not enabled:
+        pause_pending(session, row.id)
     if enabled:
+        session.execute(  # what waited while disabled is due now
+            update(OutboundDelivery)
+            .where(
+                col(OutboundDelivery.subscription_id) == row.id,
+                col(OutboundDelivery.status) == "paused",
+            )
+            .values(status="pending", next_attempt_at=utcnow())
+        )
         for mrn in set(
             session.scalars(
                 select(OutboundDelivery.mrn).where(
