@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,8 @@ def _stored(database_url: str, broker_url: str) -> tuple[dict[str, int], int]:
     import redis
 
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
-        rows = conn.execute("SELECT status, count(*) FROM inbound_message GROUP BY status").fetchall()
+        query = "SELECT status, count(*) FROM inbound_message GROUP BY status"
+        rows = conn.execute(query).fetchall()
     queued = int(redis.Redis.from_url(broker_url).llen("labflow"))  # type: ignore[arg-type]
     return {status: count for status, count in rows}, queued
 
@@ -257,21 +259,28 @@ def run(args: argparse.Namespace) -> int:
 
 def measure(bench: Bench, fmt: str, ours: Target, bare: Target) -> dict[str, Any]:
     args = bench.args
+    rates: dict[str, list[float]] = {"labflow": [], "bare": []}
+    bad: Counter[str] = Counter()
+    non_202 = ours_acks = 0
+
+    def tally(target: Target, result: dict[str, Any], label: str) -> None:
+        nonlocal non_202, ours_acks
+        errors = sum(result["errors"].values())
+        unanswered = result["sent"] - result["completed"] - errors if "sent" in result else 0
+        non_202 += result["non_202"] + errors + unanswered
+        bad.update({f"{label}: {s}": n for s, n in result["bad_samples"].items()})
+        bad.update({f"{label}: connection {e}": n for e, n in result["errors"].items()})
+        if target is ours:
+            ours_acks += result["statuses"].get("202", 0)
+
     print(f"\n[{fmt}] warm-up", flush=True)
     for target in (ours, bare):
-        bench.load(target, fmt, "closed", args.warmup)
-    rates: dict[str, list[float]] = {"labflow": [], "bare": []}
-    bad: list[str] = []
-    non_202 = 0
-    ours_acks = 0
+        tally(target, bench.load(target, fmt, "closed", args.warmup), f"{target.name} warm-up")
     for i in range(args.rounds):
         for target in (ours, bare):
             result = bench.load(target, fmt, "closed", args.seconds)
             rates[target.name].append(result["rps"])
-            non_202 += result["non_202"] + sum(result["errors"].values())
-            bad += [f"{target.name}: {s}" for s in result["bad_samples"]]
-            if target is ours:
-                ours_acks += result["statuses"].get("202", 0)
+            tally(target, result, target.name)
             print(
                 f"  round {i + 1} {target.name:>7}: {result['rps']:8.1f} req/s "
                 f"(p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
@@ -280,10 +289,7 @@ def measure(bench: Bench, fmt: str, ours: Target, bare: Target) -> dict[str, Any
                 flush=True,
             )
     latency = bench.load(ours, fmt, "open", args.latency_seconds)
-    non_202 += latency["non_202"] + sum(latency["errors"].values())
-    non_202 += latency["sent"] - latency["completed"] - sum(latency["errors"].values())
-    bad += [f"labflow open-loop: {s}" for s in latency["bad_samples"]]
-    ours_acks += latency["statuses"].get("202", 0)
+    tally(ours, latency, "labflow open loop")
     print(
         f"  open loop {args.rate:g}/s: p50 {latency['p50_ms']:.1f} ms, "
         f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms, "
@@ -317,13 +323,15 @@ def report(table: list[dict[str, Any]], stored: dict[str, int], queued: int) -> 
         ratio = row["ours"] / row["bare"] if row["bare"] else 0.0
         ok_ratio = ratio >= RATIO_TARGET
         ok_p99 = row["p99"] < P99_TARGET_MS
-        failures += (not ok_ratio) + (not ok_p99) + (row["non_202"] > 0)
+        valid = row["non_202"] == 0
+        failures += (not ok_ratio) + (not ok_p99) + (not valid)
         spread = f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
         print(
             f"{row['format']:<7}{row['ours']:>15.1f}{row['bare']:>12.1f}{ratio:>8.2f}"
             f"{spread:>14}"
             f"{'ok' if ok_ratio else 'MISS':>8}{row['p50']:>9.1f}{row['p99']:>9.1f}"
             f"{'ok' if ok_p99 else 'MISS':>8}{row['non_202']:>9}"
+            + ("" if valid else "  INVALID (non-202 answers)")
         )
     print("=" * 96)
     print(
@@ -336,8 +344,8 @@ def report(table: list[dict[str, Any]], stored: dict[str, int], queued: int) -> 
         print("WARNING: inbox rows / queued jobs do not match the 202 answers")
         failures += 1
     for row in table:
-        for sample in row["bad"]:
-            print(f"non-202 [{row['format']}] {sample}")
+        for sample, count in row["bad"].items():
+            print(f"non-202 [{row['format']}] {count} x {sample}")
     return failures
 
 

@@ -26,21 +26,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_SAMPLES = 5  # non-202 responses echoed back in full (truncated)
+MAX_SAMPLES = 5  # distinct non-202 responses echoed back (truncated), with counts
 
 
 @dataclass
 class Result:
     statuses: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
-    bad: list[str] = field(default_factory=list)
+    bad: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 
     def note(self, status: int, body: bytes, latency: float) -> None:
         self.statuses[status] += 1
         self.latencies.append(latency)
-        if status != 202 and len(self.bad) < MAX_SAMPLES:
-            self.bad.append(f"{status}: {body[:200]!r}")
+        if status != 202:
+            sample = f"{status}: {body[:200]!r}"
+            if sample in self.bad or len(self.bad) < MAX_SAMPLES:
+                self.bad[sample] += 1
 
 
 def build_requests(
@@ -151,15 +153,24 @@ async def open_loop(
     opened = warm
     tasks: list[asyncio.Task[None]] = []
 
-    async def one(raw: bytes, due: float) -> None:
+    async def fresh() -> Conn:
         nonlocal opened
-        if idle:
-            conn = idle.pop()
-        else:
-            opened += 1
-            conn = await Conn.open(host, port)
+        opened += 1
+        return await Conn.open(host, port)
+
+    async def one(raw: bytes, due: float) -> None:
+        # Oldest idle connection first, so none sits past the server's keep-alive timeout.
+        reused = bool(idle)
+        conn = idle.pop(0) if idle else await fresh()
         try:
-            status, body = await conn.send(raw)
+            try:
+                status, body = await conn.send(raw)
+            except (ConnectionResetError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                conn.close()  # closed by the server while idle: retry once, as clients do
+                conn = await fresh()
+                status, body = await conn.send(raw)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             result.errors[type(exc).__name__] += 1
             conn.close()
@@ -197,7 +208,7 @@ def _summary(result: Result, elapsed: float, **extra: Any) -> dict[str, Any]:
         "rps": done / elapsed if elapsed else 0.0,
         "statuses": {str(k): v for k, v in result.statuses.items()},
         "non_202": done - result.statuses.get(202, 0),
-        "bad_samples": result.bad,
+        "bad_samples": dict(result.bad),
         "errors": dict(result.errors),
         "p50_ms": _pct(lat, 0.50) * 1000,
         "p90_ms": _pct(lat, 0.90) * 1000,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -50,8 +51,10 @@ def _configure(database_url: str, broker_url: str | None) -> None:
     engine_for.cache_clear()
     jobs._producer.cache_clear()
     clinical.reset()
+    from labflow.logs import configure_logging
     from labflow.migrate import upgrade
 
+    configure_logging(logging.WARNING)
     upgrade()
 
 

@@ -7,6 +7,8 @@ there and the sweeper dispatches it again.
 
 from __future__ import annotations
 
+import queue
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -63,10 +65,40 @@ def send_now(name: str, *args: Any, countdown: float | None = None) -> bool:
     return True
 
 
+class _Publisher:
+    """Sends committed jobs from a background thread, off the request's critical path.
+
+    A job still waiting here when the process dies is not lost work: its row is committed and
+    the sweeper dispatches it again.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, name: str, args: tuple[Any, ...]) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="job-publisher",
+                                                    daemon=True)
+                    self._thread.start()
+        self._queue.put((name, args))
+
+    def _run(self) -> None:
+        while True:
+            name, args = self._queue.get()
+            send_now(name, *args)
+
+
+_publisher = _Publisher()
+
+
 @event.listens_for(OrmSession, "after_commit")
 def _send_pending(session: OrmSession) -> None:
     for name, args in session.info.pop(_PENDING, []):
-        send_now(name, *args)
+        _publisher.put(name, args)
 
 
 @event.listens_for(OrmSession, "after_rollback")

@@ -124,7 +124,7 @@ def _describe(
 def _control_key(header: Hl7Header | None) -> str | None:
     if header is None or not header.control_id:
         return None
-    return f"{header.sending_application}|{header.sending_facility}|{header.control_id}"[:300]
+    return "|".join(header.dedupe_key)[:300]
 
 
 def _find_earlier(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from labflow.db import session_scope
 from labflow.models import InboundMessage
-from tests.support import INTERFACE, json_event, signed_headers
+from tests.support import INTERFACE, json_event, message_status, signed_headers, wait_for
 
 SCREEN = {
     "kind": "antibody_screen",
@@ -137,3 +139,43 @@ def test_oversized_body_is_answered_413_and_kept_for_review(client, tokens, monk
 
 def test_status_endpoint_needs_a_token(client) -> None:
     assert client.get("/api/v1/inbound/anything").status_code == 401
+
+
+def _hl7(mrn: str, control_id: str) -> bytes:
+    text = (Path(__file__).parents[1] / "fixtures/hl7/oru_antibody_screen_dtt.hl7").read_text()
+    text = text.replace("LIS000451", control_id).replace("MRN123", mrn)
+    return text.replace("\n", "\r").encode()
+
+
+def test_hl7_v2_is_answered_with_an_ack_echoing_msh10(client, embedded_worker, mrn) -> None:
+    body = _hl7(mrn, f"C{uuid.uuid4().hex[:12]}")
+    control_id = body.split(b"|")[9].decode()
+    response = _post(client, body, signed_headers(body, "application/hl7-v2"))
+    assert response.status_code == 202
+    assert response.headers["content-type"].startswith("application/hl7-v2")
+    segments = response.text.split("\r")
+    assert segments[0].startswith("MSH|^~\\&|LABFLOW|LAB|LIS|HOSP|")  # sender and receiver swap
+    assert segments[1].split("|")[:3] == ["MSA", "AA", control_id]
+    message_id = response.headers["x-labflow-message-id"]
+    wait_for(lambda: message_status(message_id) == "processed")
+
+
+def test_hl7_resend_with_a_new_webhook_id_is_a_duplicate_by_msh10(client, mrn) -> None:
+    body = _hl7(mrn, f"C{uuid.uuid4().hex[:12]}")
+    first = _post(client, body, signed_headers(body, "application/hl7-v2"))
+    before = _count()
+    again = _post(client, body, signed_headers(body, "application/hl7-v2"))  # new webhook-id
+    assert again.status_code == 200
+    assert again.headers["x-labflow-status"] == "duplicate"
+    assert again.headers["x-labflow-message-id"] == first.headers["x-labflow-message-id"]
+    assert "|AA|" in again.text
+    assert _count() == before
+
+
+def test_broken_hl7_gets_an_ae_ack_with_an_error_segment(client) -> None:
+    body = b"MSH|^~\\&|LIS|HOSP|LABFLOW|LAB|20260302101500||ORU^R01|X1|P|2.5.1\rPID|1||\r"
+    response = _post(client, body, signed_headers(body, "application/hl7-v2"))
+    assert response.status_code == 202
+    segments = response.text.split("\r")
+    assert segments[1].startswith("MSA|AE|X1")
+    assert any(s.startswith("ERR|") for s in segments)
