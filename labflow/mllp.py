@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -266,6 +267,8 @@ class MllpServer:
                 if not data:
                     break
                 for item in [*parser.feed(data), *parser.flush()]:
+                    if self._stopping:
+                        break  # unanswered frames are resent by the sender; dedupe holds
                     await self._answer(item, writer)
                     frames += 1
         except asyncio.CancelledError:
@@ -282,18 +285,21 @@ class MllpServer:
 
     async def _answer(self, item: Event, writer: asyncio.StreamWriter) -> None:
         if isinstance(item, Frame):
-            header = _sniff(item.body)
             try:
                 loop = asyncio.get_running_loop()
                 receipt = await loop.run_in_executor(self._executor, self._store, item.body)
             except Exception as exc:
                 # Not stored, so not acknowledged as such: AR asks the sender to resend.
                 log.error("mllp.store_failed", error=type(exc).__name__)
-                ack = build_ack(header, "AR", ["message not stored: internal error, resend"])
+                ack = build_ack(
+                    _sniff(item.body[:SNIFF_BYTES]),
+                    "AR",
+                    ["message not stored: internal error, resend"],
+                )
             else:
                 metrics.MESSAGES_RECEIVED.labels(self.interface, receipt.status).inc()
                 code, errors = ack_for_receipt(receipt)
-                ack = build_ack(receipt.hl7 or header, code, errors)
+                ack = build_ack(receipt.hl7 or _sniff(item.body[:SNIFF_BYTES]), code, errors)
                 log.info(
                     "mllp.stored",
                     message_id=receipt.message_id,
@@ -334,9 +340,14 @@ class BackgroundMllpServer:
 
 
 async def serve(host: str, port: int, interface: str = DEFAULT_INTERFACE) -> None:
-    """Run until cancelled (Ctrl-C), then shut down gracefully."""
+    """Run until cancelled (Ctrl-C or SIGTERM), then shut down gracefully."""
     server = MllpServer(host, port, interface=interface)
     await server.start()
+    main = asyncio.current_task()
+    if main is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            # `docker stop` sends SIGTERM: finish the frames being stored, then exit.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     try:
         await server.serve_forever()
     finally:

@@ -2,6 +2,9 @@
 
 R-D4: a requirement is never removed by evaluation. When the evaluator stops supporting it (or
 keeps it only for review), it is *proposed* for removal; only a person removes it.
+
+This runs inside every pipeline transaction, so it reads the current state of all three tables
+in one query and writes with bulk Core statements rather than ORM objects.
 """
 
 from __future__ import annotations
@@ -9,14 +12,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, literal, select, union_all, update
 from sqlmodel import Session
 
 from labflow import audit
-from labflow.models import Patient, PatientFlag, ReflexOrder, Requirement, utcnow
+from labflow.models import PatientFlag, ReflexOrder, Requirement, new_id, utcnow
 from protocols.decision import Decision, Finding
 
 REVIEW_ONLY = ("R-D4",)
+_TABLES: dict[str, type[Requirement | PatientFlag | ReflexOrder]] = {
+    "requirement": Requirement,
+    "flag": PatientFlag,
+    "reflex": ReflexOrder,
+}
+# Rows still "in force" per table: these are the ones a decision can keep or change.
+_LIVE = {"requirement": ("active", "removal_proposed"), "flag": ("open",), "reflex": ("requested",)}
+
+
+@dataclass
+class Current:
+    id: str
+    code: str
+    status: str
+    rules: list[str]
+    reason: str
 
 
 @dataclass
@@ -25,196 +44,199 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def note(
-        self, event: str, code: str, status: str, finding_rules: list[str], explanation: str
-    ) -> None:
+    def note(self, event: str, code: str, status: str, rules: list[str], text: str) -> None:
         self.events.append(
-            {
-                "event": event,
-                "code": code,
-                "status": status,
-                "rules": finding_rules,
-                "explanation": explanation,
-            }
+            {"event": event, "code": code, "status": status, "rules": rules, "explanation": text}
         )
+
+
+@dataclass
+class _Writer:
+    """Collects the rows and audit events of one decision, then writes them in bulk."""
+
+    session: Session
+    patient_id: str
+    decision_id: str
+    actor: str
+    hashes: dict[str, str]
+    changes: Changes = field(default_factory=Changes)
+    inserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, kind: str, finding: Finding, status: str, event: str) -> None:
+        now = utcnow()
+        row = {
+            "id": new_id(),
+            "patient_id": self.patient_id,
+            "code": finding.code,
+            "rules": list(finding.rules),
+            "reason": finding.explanation,
+            "status": status,
+            "decision_id": self.decision_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.inserts.setdefault(kind, []).append(row)
+        self.changes.added.append(finding.code)
+        self.changes.note(event, finding.code, status, list(finding.rules), finding.explanation)
+        self.audit(event, row["id"], None, _state(finding.code, status, row["rules"]))
+
+    def set(
+        self,
+        kind: str,
+        row: Current,
+        *,
+        status: str,
+        rules: list[str],
+        reason: str,
+        action: str,
+        why: str | None = None,
+    ) -> None:
+        self.session.execute(
+            update(_TABLES[kind])
+            .where(_TABLES[kind].id == row.id)
+            .values(
+                status=status,
+                rules=rules,
+                reason=reason,
+                updated_at=utcnow(),
+                decision_id=self.decision_id,
+            )
+        )
+        self.audit(
+            action,
+            row.id,
+            _state(row.code, row.status, row.rules),
+            _state(row.code, status, rules),
+            why,
+        )
+
+    def audit(
+        self,
+        action: str,
+        subject_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+        reason: str | None = None,
+    ) -> None:
+        audit.record(
+            self.session,
+            actor=self.actor,
+            action=action,
+            subject_type=action.split(".")[0],
+            subject_id=subject_id,
+            before=before,
+            after=after,
+            reason=reason,
+            **self.hashes,
+        )
+
+    def flush(self) -> None:
+        for kind, rows in self.inserts.items():
+            self.session.execute(insert(_TABLES[kind]), rows)
 
 
 def apply_decision(
-    session: Session, patient: Patient, decision: Decision, decision_id: str, actor: str
+    session: Session, patient_id: str, decision: Decision, decision_id: str, actor: str
 ) -> Changes:
-    changes = Changes()
-    hashes = {"protocol_hash": decision.protocol_hash, "profile_hash": decision.profile_hash}
-    _apply_requirements(session, patient, decision, decision_id, actor, changes, hashes)
-    _apply_flags(session, patient, decision, decision_id, actor, changes, hashes)
-    _apply_reflexes(session, patient, decision, decision_id, actor, changes, hashes)
-    return changes
+    writer = _Writer(
+        session,
+        patient_id,
+        decision_id,
+        actor,
+        {"protocol_hash": decision.protocol_hash, "profile_hash": decision.profile_hash},
+    )
+    current = _current(session, patient_id)
+    _requirements(writer, decision, current["requirement"])
+    _flags(writer, decision, current["flag"])
+    _reflexes(writer, decision, current["reflex"])
+    writer.flush()
+    return writer.changes
 
 
-def _apply_requirements(
-    session: Session,
-    patient: Patient,
-    decision: Decision,
-    decision_id: str,
-    actor: str,
-    changes: Changes,
-    hashes: dict[str, str],
-) -> None:
+def _current(session: Session, patient_id: str) -> dict[str, dict[str, Current]]:
+    parts = [
+        select(
+            literal(kind).label("kind"),
+            table.id,
+            table.code,
+            table.status,
+            table.rules,
+            table.reason,
+        ).where(table.patient_id == patient_id, table.status.in_(_LIVE[kind]))  # type: ignore[attr-defined]
+        for kind, table in _TABLES.items()
+    ]
+    found: dict[str, dict[str, Current]] = {kind: {} for kind in _TABLES}
+    for kind, *values in session.execute(union_all(*parts)):
+        row = Current(*values)
+        found[kind][row.code] = row
+    return found
+
+
+def _requirements(w: _Writer, decision: Decision, current: dict[str, Current]) -> None:
     wanted = {f.code: f for f in decision.requirements if tuple(f.rules) != REVIEW_ONLY}
-    current = {
-        r.code: r
-        for r in session.scalars(
-            select(Requirement).where(
-                Requirement.patient_id == patient.id, Requirement.status != "removed"
-            )
-        )
-    }
-    now = utcnow()
     for code, finding in wanted.items():
         row = current.get(code)
         if row is None:
-            row = Requirement(
-                patient_id=patient.id,
-                code=code,
+            w.add("requirement", finding, "active", "requirement.added")
+        elif row.status != "active" or row.rules != list(finding.rules):
+            w.set(
+                "requirement",
+                row,
+                status="active",
                 rules=list(finding.rules),
                 reason=finding.explanation,
-                decision_id=decision_id,
+                action="requirement.kept",
             )
-            session.add(row)
-            changes.added.append(code)
-            changes.note(
-                "requirement.added", code, "active", list(finding.rules), finding.explanation
-            )
-            _audit(session, actor, "requirement.added", row.id, None, _state(row), hashes)
-        elif row.status != "active" or row.rules != list(finding.rules):
-            before = _state(row)
-            row.status, row.rules, row.reason = "active", list(finding.rules), finding.explanation
-            row.updated_at, row.decision_id = now, decision_id
-            _audit(session, actor, "requirement.kept", row.id, before, _state(row), hashes)
     for code, row in current.items():
         if code in wanted or row.status == "removal_proposed":
             continue
-        before = _state(row)
-        row.status, row.updated_at, row.decision_id = "removal_proposed", now, decision_id
-        changes.removed.append(code)
-        _audit(
-            session,
-            actor,
-            "requirement.removal_proposed",
-            row.id,
-            before,
-            _state(row),
-            hashes,
-            reason="no longer supported by the rules; a person must confirm (R-D4)",
+        w.set(
+            "requirement",
+            row,
+            status="removal_proposed",
+            rules=row.rules,
+            reason=row.reason,
+            action="requirement.removal_proposed",
+            why="no longer supported by the rules; a person must confirm (R-D4)",
         )
+        w.changes.removed.append(code)
 
 
-def _apply_flags(
-    session: Session,
-    patient: Patient,
-    decision: Decision,
-    decision_id: str,
-    actor: str,
-    changes: Changes,
-    hashes: dict[str, str],
-) -> None:
+def _flags(w: _Writer, decision: Decision, current: dict[str, Current]) -> None:
     wanted = {f.code: f for f in decision.flags}
-    current = {
-        f.code: f
-        for f in session.scalars(
-            select(PatientFlag).where(
-                PatientFlag.patient_id == patient.id, PatientFlag.status == "open"
-            )
-        )
-    }
-    now = utcnow()
     for code, finding in wanted.items():
         row = current.get(code)
         if row is None:
-            row = PatientFlag(
-                patient_id=patient.id,
-                code=code,
-                rules=list(finding.rules),
-                reason=finding.explanation,
-                decision_id=decision_id,
-            )
-            session.add(row)
-            changes.added.append(code)
-            changes.note("flag.raised", code, "open", list(finding.rules), finding.explanation)
-            _audit(session, actor, "flag.raised", row.id, None, _state(row), hashes)
+            w.add("flag", finding, "open", "flag.raised")
         elif row.rules != list(finding.rules) or row.reason != finding.explanation:
-            row.rules, row.reason, row.updated_at = list(finding.rules), finding.explanation, now
+            w.session.execute(
+                update(PatientFlag)
+                .where(PatientFlag.id == row.id)
+                .values(rules=list(finding.rules), reason=finding.explanation, updated_at=utcnow())
+            )
     for code, row in current.items():
         if code in wanted:
             continue
-        before = _state(row)
-        row.status, row.updated_at, row.decision_id = "resolved", now, decision_id
-        changes.removed.append(code)
-        changes.note(
-            "flag.resolved", code, "resolved", list(row.rules), "no longer raised by the rules"
+        w.set(
+            "flag",
+            row,
+            status="resolved",
+            rules=row.rules,
+            reason=row.reason,
+            action="flag.resolved",
         )
-        _audit(session, actor, "flag.resolved", row.id, before, _state(row), hashes)
+        w.changes.removed.append(code)
+        w.changes.note(
+            "flag.resolved", code, "resolved", row.rules, "no longer raised by the rules"
+        )
 
 
-def _apply_reflexes(
-    session: Session,
-    patient: Patient,
-    decision: Decision,
-    decision_id: str,
-    actor: str,
-    changes: Changes,
-    hashes: dict[str, str],
-) -> None:
-    open_codes = set(
-        session.scalars(
-            select(ReflexOrder.code).where(
-                ReflexOrder.patient_id == patient.id, ReflexOrder.status == "requested"
-            )
-        )
-    )
+def _reflexes(w: _Writer, decision: Decision, current: dict[str, Current]) -> None:
+    # A reflex order, once requested, stays requested: it is an order, not a state.
     for finding in decision.reflex_orders:
-        if finding.code in open_codes:
-            continue
-        row = ReflexOrder(
-            patient_id=patient.id,
-            code=finding.code,
-            rules=list(finding.rules),
-            reason=finding.explanation,
-            decision_id=decision_id,
-        )
-        session.add(row)
-        changes.added.append(finding.code)
-        changes.note(
-            "reflex.requested", finding.code, "requested", list(finding.rules), finding.explanation
-        )
-        _audit(session, actor, "reflex.requested", row.id, None, _state(row), hashes)
+        if finding.code not in current:
+            w.add("reflex", finding, "requested", "reflex.requested")
 
 
-def _state(row: Requirement | PatientFlag | ReflexOrder) -> dict[str, Any]:
-    return {"code": row.code, "status": row.status, "rules": list(row.rules)}
-
-
-def _audit(
-    session: Session,
-    actor: str,
-    action: str,
-    subject_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-    hashes: dict[str, str],
-    reason: str | None = None,
-) -> None:
-    audit.record(
-        session,
-        actor=actor,
-        action=action,
-        subject_type=action.split(".")[0],
-        subject_id=subject_id,
-        before=before,
-        after=after,
-        reason=reason,
-        **hashes,
-    )
-
-
-def finding_summary(findings: tuple[Finding, ...]) -> list[dict[str, Any]]:
-    return [f.model_dump(mode="json") for f in findings]
+def _state(code: str, status: str, rules: list[str]) -> dict[str, Any]:
+    return {"code": code, "status": status, "rules": list(rules)}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from labflow import jobs
-from labflow.models import Decision, OutboundDelivery, Subscription, utcnow
+from labflow.models import OutboundDelivery, Subscription, utcnow
 
 EVENT_TYPES = (
     "flag.raised",
@@ -24,30 +25,31 @@ EVENT_TYPES = (
 
 
 def decision_events(
-    changes_events: list[dict[str, Any]], decision: Decision
+    change_events: list[dict[str, Any]], decision: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
+    """The events of one decision (its changes, then `decision.recorded`), with its context."""
     summary = {
         "event": "decision.recorded",
         "code": "DECISION",
         "status": "recorded",
-        "rules": list(decision.rules_fired),
+        "rules": list(decision["rules_fired"]),
         "explanation": " ".join(
-            f"{f['rule']}: {f['explanation']}" for f in decision.outcome.get("fired", [])
+            f"{f['rule']}: {f['explanation']}" for f in decision["outcome"].get("fired", [])
         )[:4000],
-        "added": list(decision.added),
-        "removed": list(decision.removed),
+        "added": list(decision["added"]),
+        "removed": list(decision["removed"]),
     }
     context = {
-        "decision_id": decision.id,
-        "as_of": decision.as_of.isoformat(),
+        "decision_id": decision["id"],
+        "as_of": decision["as_of"].isoformat(),
         "protocol": {
-            "id": decision.protocol_id,
-            "version": decision.protocol_version,
-            "hash": decision.protocol_hash,
+            "id": decision["protocol_id"],
+            "version": decision["protocol_version"],
+            "hash": decision["protocol_hash"],
         },
-        "profile_hash": decision.profile_hash,
+        "profile_hash": decision["profile_hash"],
     }
-    return [{**item, **context} for item in [*changes_events, summary]]
+    return [{**item, **context} for item in [*change_events, summary]]
 
 
 def record_events(
@@ -65,7 +67,7 @@ def record_events(
     # Patients are processed one message at a time, so a clock-based sequence keeps each
     # patient's events in the order their decisions were taken.
     base = time.time_ns() // 1000 * 100
-    written = 0
+    rows: list[dict[str, Any]] = []
     wanted_by: set[str] = set()
     for index, item in enumerate(events):
         payload = {
@@ -89,10 +91,11 @@ def record_events(
                 )
             )
             wanted_by.add(sub.id)
-            written += 1
+    if rows:
+        session.execute(insert(OutboundDelivery), rows)
     for subscription_id in sorted(wanted_by):
         jobs.enqueue(session, jobs.DELIVER_EVENTS, subscription_id, mrn)
-    return written
+    return len(rows)
 
 
 def record_person_event(session: Session, *, mrn: str, event: dict[str, Any]) -> int:

@@ -15,15 +15,16 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from labflow import audit, clinical, metrics
 from labflow.interop.model import MappingError
-from labflow.models import Decision, InboundMessage, as_utc, utcnow
+from labflow.models import Decision, InboundMessage, as_utc, new_id, utcnow
 from labflow.services.facts import load_facts, lock_patient, store_facts
 from labflow.services.findings import apply_decision
 from labflow.services.mapping import map_body
@@ -79,8 +80,7 @@ def _claim(session: Session, message_id: str) -> str:
         .where(
             m.id == message_id,
             m.attempts < settings.max_attempts,
-            or_(m.status == "accepted",
-                and_(m.status == "processing", m.claimed_at < lease)),  # type: ignore[operator]
+            or_(m.status == "accepted", and_(m.status == "processing", m.claimed_at < lease)),  # type: ignore[operator]
         )
         .values(attempts=m.attempts + 1, status="processing", claimed_at=now)
         .returning(m.id)
@@ -126,32 +126,37 @@ def _work(session: Session, message_id: str) -> str:
     outcome = evaluate(protocol, profile, facts, mapped.clinical_time)
 
     actor = f"interface:{message.interface}"
-    row = Decision(
-        patient_id=patient.id,
-        message_id=message.id,
-        trigger=f"message:{message.id} {mapped.message_type}"[:200],
-        as_of=outcome.as_of,
-        protocol_id=outcome.protocol_id,
-        protocol_version=outcome.protocol_version,
-        protocol_hash=outcome.protocol_hash,
-        profile_hash=outcome.profile_hash,
-        rules_fired=list(outcome.rules_fired),
-        outcome=outcome.model_dump(mode="json"),
-    )
-    session.add(row)
-    changes = apply_decision(session, patient, outcome, row.id, actor)
-    row.added, row.removed = changes.added, changes.removed
+    decision_id = new_id()
+    changes = apply_decision(session, patient.id, outcome, decision_id, actor)
+    row: dict[str, Any] = {
+        "id": decision_id,
+        "patient_id": patient.id,
+        "message_id": message.id,
+        "trigger": f"message:{message.id} {mapped.message_type}"[:200],
+        "as_of": outcome.as_of,
+        "protocol_id": outcome.protocol_id,
+        "protocol_version": outcome.protocol_version,
+        "protocol_hash": outcome.protocol_hash,
+        "profile_hash": outcome.profile_hash,
+        "rules_fired": list(outcome.rules_fired),
+        "added": changes.added,
+        "removed": changes.removed,
+        "outcome": outcome.model_dump(mode="json"),
+        "created_at": utcnow(),
+    }
+    # The unique message_id makes a second decision for this message fail right here.
+    session.execute(insert(Decision), [row])
     audit.record(
         session,
         actor=actor,
         action="decision.recorded",
         subject_type="decision",
-        subject_id=row.id,
+        subject_id=decision_id,
         after={
             "message_id": message.id,
-            "rules": row.rules_fired,
-            "added": row.added,
-            "removed": row.removed,
+            "rules": row["rules_fired"],
+            "added": changes.added,
+            "removed": changes.removed,
         },
         protocol_hash=outcome.protocol_hash,
         profile_hash=outcome.profile_hash,
@@ -159,15 +164,18 @@ def _work(session: Session, message_id: str) -> str:
     record_events(
         session,
         mrn=patient.mrn,
-        origin_id=row.id,
-        occurred_at=row.created_at,
+        origin_id=decision_id,
+        occurred_at=row["created_at"],
         events=decision_events(changes.events, row),
     )
     message.status, message.processed_at = "processed", utcnow()
     session.commit()
     metrics.MESSAGES_PROCESSED.labels(message.interface).inc()
     log.info(
-        "pipeline.processed", message_id=message.id, decision_id=row.id, rules=len(row.rules_fired)
+        "pipeline.processed",
+        message_id=message.id,
+        decision_id=decision_id,
+        rules=len(row["rules_fired"]),
     )
     return "processed"
 
