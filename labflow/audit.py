@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow.models import AuditEvent, AuditHead, utcnow
 
@@ -64,8 +64,20 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-_HASHED = ("seq", "occurred_at", "actor", "action", "subject_type", "subject_id", "reason",
-           "before", "after", "protocol_hash", "profile_hash", "prev_hash")
+_HASHED = (
+    "seq",
+    "occurred_at",
+    "actor",
+    "action",
+    "subject_type",
+    "subject_id",
+    "reason",
+    "before",
+    "after",
+    "protocol_hash",
+    "profile_hash",
+    "prev_hash",
+)
 
 
 def event_hash(values: Mapping[str, Any]) -> str:
@@ -81,7 +93,9 @@ def _append_pending(session: OrmSession) -> None:
     if not pending:
         return
     seq, last_hash = session.execute(
-        select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+        select(col(AuditHead.last_seq), col(AuditHead.last_hash))
+        .where(col(AuditHead.id) == 1)
+        .with_for_update()
     ).one()
     rows = []
     for item in pending:
@@ -92,7 +106,7 @@ def _append_pending(session: OrmSession) -> None:
     # Core statements, not ORM objects: this runs inside every pipeline transaction.
     session.execute(insert(AuditEvent), rows)
     session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=last_hash)
+        update(AuditHead).where(col(AuditHead.id) == 1).values(last_seq=seq, last_hash=last_hash)
     )
 
 
@@ -114,8 +128,8 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyReport:
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     last_seq = 0
     while True:
-        query = select(AuditEvent).where(AuditEvent.seq > last_seq)  # type: ignore[operator]
-        rows = session.scalars(query.order_by(AuditEvent.seq).limit(batch)).all()  # type: ignore[arg-type]
+        query = select(AuditEvent).where(col(AuditEvent.seq) > last_seq)
+        rows = session.scalars(query.order_by(col(AuditEvent.seq)).limit(batch)).all()
         if not rows:
             break
         for row in rows:

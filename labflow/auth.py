@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import audit
 from labflow.models import ApiToken
@@ -37,5 +37,7 @@ def create_token(session: Session, *, role: str, name: str, actor: str = "cli") 
 
 
 def token_for(session: Session, token: str) -> ApiToken | None:
-    row = session.scalars(select(ApiToken).where(ApiToken.token_sha256 == _digest(token))).first()
+    row = session.scalars(
+        select(ApiToken).where(col(ApiToken.token_sha256) == _digest(token))
+    ).first()
     return None if row is None or row.revoked else row

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -11,8 +13,8 @@ _FORBIDDEN = {"mrn", "patient", "name", "birth_date", "body"}
 
 
 def _drop_patient_identifiers(
-    _logger: object, _name: str, event: dict[str, object]
-) -> dict[str, object]:
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key in _FORBIDDEN & event.keys():
         event[key] = "[redacted]"
     return event

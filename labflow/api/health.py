@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from labflow import jobs
 from labflow.db import session_scope
@@ -72,19 +73,19 @@ class BacklogCollector(Collector):
         pending = GaugeMetricFamily("labflow_outbox_pending", "Outbound events not yet delivered")
         try:
             with session_scope() as session:
-                unfinished = InboundMessage.status.in_(("accepted", "processing"))  # type: ignore[attr-defined]
+                unfinished = col(InboundMessage.status).in_(("accepted", "processing"))
                 rows = session.execute(
-                    select(InboundMessage.interface, func.count())
+                    select(col(InboundMessage.interface), func.count())
                     .where(unfinished)
-                    .group_by(InboundMessage.interface)
+                    .group_by(col(InboundMessage.interface))
                 ).all()
                 first = session.scalar(
-                    select(func.min(InboundMessage.received_at)).where(unfinished)
+                    select(func.min(col(InboundMessage.received_at))).where(unfinished)
                 )
                 waiting = session.scalar(
                     select(func.count())
                     .select_from(OutboundDelivery)
-                    .where(OutboundDelivery.status == "pending")
+                    .where(col(OutboundDelivery.status) == "pending")
                 )
         except Exception:
             return

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from labflow import metrics, signing
 from labflow.api.deps import NoNul, SessionDep, TokenDep
 from labflow.db import session_scope
-from labflow.interop.hl7_ack import build_ack
+from labflow.interop.hl7_ack import AckCode, build_ack
 from labflow.interop.model import LabflowEvent
 from labflow.models import InboundMessage
 from labflow.services.inbox import Receipt, receive
@@ -103,7 +103,7 @@ async def post_inbound(interface: str, request: Request) -> Response:
     receipt = await run_in_threadpool(store)
     metrics.MESSAGES_RECEIVED.labels(interface, receipt.status).inc()
     if media_type(content_type) == HL7 and receipt.http_status in (200, 202):
-        code = "AA" if receipt.status in ("accepted", "duplicate") else "AE"
+        code: AckCode = "AA" if receipt.status in ("accepted", "duplicate") else "AE"
         return Response(
             build_ack(receipt.hl7, code, receipt.errors),
             status_code=receipt.http_status,

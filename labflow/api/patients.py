@@ -12,7 +12,7 @@ from labflow.models import ApiToken
 from labflow.services import patients
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"], dependencies=[NoNul])
-NOT_FOUND = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such patient or requirement"},
     401: {"description": "Bearer token required"},
 }

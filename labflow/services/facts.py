@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import insert, select, union_all
+from sqlalchemy import CompoundSelect, insert, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow.db import is_postgres
 from labflow.models import (
@@ -66,7 +66,7 @@ def lock_patient(session: Session, mrn: str) -> Patient:
 
 
 def find_patient(session: Session, mrn: str) -> Patient | None:
-    return session.scalars(select(Patient).where(Patient.mrn == mrn)).first()
+    return session.scalars(select(Patient).where(col(Patient.mrn) == mrn)).first()
 
 
 def store_facts(
@@ -119,9 +119,9 @@ def _columns_for(fact: Fact) -> tuple[type[_FactRow], dict[str, Any]]:
 
 
 def load_facts(session: Session, patient: Patient, trigger: Fact | None = None) -> PatientFacts:
-    everything = union_all(
+    everything: CompoundSelect[dict[str, Any]] = union_all(
         *(
-            select(table.fact.label("fact")).where(table.patient_id == patient.id)  # type: ignore[attr-defined]
+            select(col(table.fact).label("fact")).where(col(table.patient_id) == patient.id)
             for table in _ROW_TABLES
         )
     )
@@ -130,8 +130,8 @@ def load_facts(session: Session, patient: Patient, trigger: Fact | None = None) 
     facts = _FACTS.validate_python(stored)
     facts.sort(key=lambda f: (f.effective, f.kind))
     active = session.execute(
-        select(Requirement.code, Requirement.created_at).where(
-            Requirement.patient_id == patient.id, Requirement.status != "removed"
+        select(col(Requirement.code), col(Requirement.created_at)).where(
+            col(Requirement.patient_id) == patient.id, col(Requirement.status) != "removed"
         )
     ).all()
     return PatientFacts(

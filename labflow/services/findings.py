@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, literal, select, union_all, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import audit
 from labflow.models import PatientFlag, ReflexOrder, Requirement, new_id, utcnow
@@ -64,7 +64,7 @@ class _Writer:
 
     def add(self, kind: str, finding: Finding, status: str, event: str) -> None:
         now = utcnow()
-        row = {
+        row: dict[str, Any] = {
             "id": new_id(),
             "patient_id": self.patient_id,
             "code": finding.code,
@@ -93,7 +93,7 @@ class _Writer:
     ) -> None:
         self.session.execute(
             update(_TABLES[kind])
-            .where(_TABLES[kind].id == row.id)
+            .where(col(_TABLES[kind].id) == row.id)
             .values(
                 status=status,
                 rules=rules,
@@ -157,12 +157,12 @@ def _current(session: Session, patient_id: str) -> dict[str, dict[str, Current]]
     parts = [
         select(
             literal(kind).label("kind"),
-            table.id,
-            table.code,
-            table.status,
-            table.rules,
-            table.reason,
-        ).where(table.patient_id == patient_id, table.status.in_(_LIVE[kind]))  # type: ignore[attr-defined]
+            col(table.id),
+            col(table.code),
+            col(table.status),
+            col(table.rules),
+            col(table.reason),
+        ).where(col(table.patient_id) == patient_id, col(table.status).in_(_LIVE[kind]))
         for kind, table in _TABLES.items()
     ]
     found: dict[str, dict[str, Current]] = {kind: {} for kind in _TABLES}
@@ -211,7 +211,7 @@ def _flags(w: _Writer, decision: Decision, current: dict[str, Current]) -> None:
         elif row.rules != list(finding.rules) or row.reason != finding.explanation:
             w.session.execute(
                 update(PatientFlag)
-                .where(PatientFlag.id == row.id)
+                .where(col(PatientFlag.id) == row.id)
                 .values(rules=list(finding.rules), reason=finding.explanation, updated_at=utcnow())
             )
     for code, row in current.items():

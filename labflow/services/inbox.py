@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import audit, jobs
 from labflow.clinical import code_maps
@@ -130,10 +130,10 @@ def _control_key(header: Hl7Header | None) -> str | None:
 def _find_earlier(
     session: Session, interface: str, webhook_id: str, control_key: str | None
 ) -> InboundMessage | None:
-    keys = [InboundMessage.dedupe_key == webhook_id]
+    keys = [col(InboundMessage.dedupe_key) == webhook_id]
     if control_key:
-        keys.append(InboundMessage.control_key == control_key)
-    query = select(InboundMessage).where(InboundMessage.interface == interface, or_(*keys))
+        keys.append(col(InboundMessage.control_key) == control_key)
+    query = select(InboundMessage).where(col(InboundMessage.interface) == interface, or_(*keys))
     return session.scalars(query.limit(1)).first()
 
 

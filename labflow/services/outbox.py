@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import jobs
 from labflow.models import OutboundDelivery, Subscription, utcnow
@@ -61,7 +61,7 @@ def record_events(
     events: list[dict[str, Any]],
 ) -> int:
     """Fan events out to every enabled subscription that wants them; return rows written."""
-    subscriptions = session.scalars(select(Subscription).where(Subscription.enabled)).all()
+    subscriptions = session.scalars(select(Subscription).where(col(Subscription.enabled))).all()
     if not subscriptions:
         return 0
     # Patients are processed one message at a time, so a clock-based sequence keeps each

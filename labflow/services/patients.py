@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import audit, clinical
 from labflow.models import Decision, PatientFlag, ReflexOrder, Requirement, utcnow
@@ -34,10 +34,10 @@ def patient_view(session: Session, mrn: str, as_of: datetime | None = None) -> d
     until = [t.interference_until for t in active if t.interference_until is not None]
     latest = session.scalars(
         select(Decision)
-        .where(Decision.patient_id == patient.id)
-        .order_by(Decision.created_at.desc())
+        .where(col(Decision.patient_id) == patient.id)
+        .order_by(col(Decision.created_at).desc())
         .limit(1)
-    ).first()  # type: ignore[attr-defined]
+    ).first()
     rows = lambda table: session.scalars(  # noqa: E731
         select(table).where(table.patient_id == patient.id).order_by(table.created_at)
     )
@@ -77,11 +77,11 @@ def decisions(
         raise NotFound(f"no patient with MRN {mrn!r}")
     rows = session.scalars(
         select(Decision)
-        .where(Decision.patient_id == patient.id)
-        .order_by(Decision.created_at)
+        .where(col(Decision.patient_id) == patient.id)
+        .order_by(col(Decision.created_at))
         .offset(offset)
         .limit(limit)
-    )  # type: ignore[arg-type]
+    )
     return [decision_view(d) for d in rows]
 
 
@@ -116,9 +116,9 @@ def remove_requirement(
     row = session.scalars(
         select(Requirement)
         .where(
-            Requirement.patient_id == patient.id,
-            Requirement.code == code,
-            Requirement.status != "removed",
+            col(Requirement.patient_id) == patient.id,
+            col(Requirement.code) == code,
+            col(Requirement.status) != "removed",
         )
         .with_for_update()
     ).first()

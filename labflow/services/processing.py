@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import audit, clinical, metrics
 from labflow.interop.model import MappingError
@@ -65,7 +65,7 @@ def process_message(sessions: SessionFactory, message_id: str) -> str:
 
 def _locked(session: Session, message_id: str) -> InboundMessage | None:
     return session.scalars(
-        select(InboundMessage).where(InboundMessage.id == message_id).with_for_update()
+        select(InboundMessage).where(col(InboundMessage.id) == message_id).with_for_update()
     ).first()
 
 
@@ -78,12 +78,15 @@ def _claim(session: Session, message_id: str) -> str:
     claimed = session.execute(
         update(m)
         .where(
-            m.id == message_id,
-            m.attempts < settings.max_attempts,
-            or_(m.status == "accepted", and_(m.status == "processing", m.claimed_at < lease)),  # type: ignore[operator]
+            col(m.id) == message_id,
+            col(m.attempts) < settings.max_attempts,
+            or_(
+                col(m.status) == "accepted",
+                and_(col(m.status) == "processing", col(m.claimed_at) < lease),
+            ),
         )
         .values(attempts=m.attempts + 1, status="processing", claimed_at=now)
-        .returning(m.id)
+        .returning(col(m.id))
     ).first()
     session.commit()
     if claimed is not None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import and_, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from labflow import jobs
 from labflow.models import InboundMessage, OutboundDelivery, utcnow
@@ -27,31 +27,37 @@ def sweep(session: Session, *, limit: int = 5000, restart: bool = False) -> dict
     lease = now if restart else now - timedelta(seconds=settings.claim_lease_seconds)
     waiting = or_(
         and_(
-            InboundMessage.status == "accepted",
+            col(InboundMessage.status) == "accepted",
             or_(
-                InboundMessage.dispatched_at.is_(None),  # type: ignore[union-attr]
-                InboundMessage.dispatched_at < stale,
-            ),  # type: ignore[operator]
+                col(InboundMessage.dispatched_at).is_(None),
+                col(InboundMessage.dispatched_at) < stale,
+            ),
         ),
-        and_(InboundMessage.status == "processing", InboundMessage.claimed_at < lease),  # type: ignore[operator]
+        and_(
+            col(InboundMessage.status) == "processing",
+            col(InboundMessage.claimed_at) < lease,
+        ),
     )
     ids = list(
         session.scalars(
-            select(InboundMessage.id)
+            select(col(InboundMessage.id))
             .where(waiting)
-            .order_by(InboundMessage.received_at)
+            .order_by(col(InboundMessage.received_at))
             .limit(limit)
         )
     )
     if ids:
         session.execute(
             InboundMessage.__table__.update()  # type: ignore[attr-defined]
-            .where(InboundMessage.id.in_(ids))  # type: ignore[attr-defined]
+            .where(col(InboundMessage.id).in_(ids))
             .values(dispatched_at=now)
         )
     due = session.execute(
-        select(OutboundDelivery.subscription_id, OutboundDelivery.mrn)
-        .where(OutboundDelivery.status == "pending", OutboundDelivery.next_attempt_at <= now)
+        select(col(OutboundDelivery.subscription_id), col(OutboundDelivery.mrn))
+        .where(
+            col(OutboundDelivery.status) == "pending",
+            col(OutboundDelivery.next_attempt_at) <= now,
+        )
         .distinct()
         .limit(limit)
     ).all()
