@@ -34,7 +34,8 @@ def patient_view(session: Session, mrn: str, as_of: datetime | None = None) -> d
     until = [t.interference_until for t in active if t.interference_until is not None]
     latest = session.scalars(
         select(Decision)
-        .where(col(Decision.patient_id) == patient.id)
+        # The crossmatch comes from the last evaluation, not from a person's action.
+        .where(col(Decision.patient_id) == patient.id, col(Decision.message_id).is_not(None))
         .order_by(col(Decision.created_at).desc())
         .limit(1)
     ).first()
@@ -126,6 +127,9 @@ def remove_requirement(
         raise NotFound(f"no requirement {code!r} in force")
     before = _finding(row)
     row.status, row.removed_by, row.updated_at = "removed", actor, utcnow()
+    decision = _person_decision(patient.id, code, actor, reason)
+    row.decision_id = decision.id
+    session.add(decision)
     audit.record(
         session,
         actor=actor,
@@ -152,3 +156,31 @@ def remove_requirement(
     )
     session.commit()
     return _finding(row)
+
+
+def _person_decision(patient_id: str, code: str, actor: str, reason: str) -> Decision:
+    """A removal is a decision too: it appears in the history with who, why and under what."""
+    protocol, profile = clinical.protocol(), clinical.profile()
+    explanation = f"{code} removed by {actor}: {reason}"
+    now = utcnow()
+    return Decision(
+        patient_id=patient_id,
+        trigger=f"action:requirement.remove by {actor}"[:200],
+        as_of=now,
+        protocol_id=protocol.id,
+        protocol_version=str(protocol.version),
+        protocol_hash=protocol.content_hash,
+        profile_hash=profile.content_hash,
+        rules_fired=["R-D4"],
+        removed=[code],
+        outcome={
+            "fired": [
+                {
+                    "rule": "R-D4",
+                    "explanation": explanation,
+                    "inputs": {"requirement": code, "by": actor, "reason": reason},
+                }
+            ]
+        },
+        created_at=now,
+    )

@@ -143,6 +143,11 @@ def test_a_window_that_ends_proposes_removal_and_only_a_person_removes(
                        headers={"Authorization": f"Bearer {tokens['supervisor']}"})
     assert done.status_code == 200 and done.json()["status"] == "removed"
     assert "K_NEGATIVE_RBC" not in _codes(_patient(client, tokens, mrn)["requirements"])
+    history = client.get(f"/api/v1/patients/{mrn}/decisions",
+                         headers={"Authorization": f"Bearer {tokens['auditor']}"}).json()
+    assert history[-1]["trigger"].startswith("action:requirement.remove by user:test-supervisor")
+    assert history[-1]["removed"] == ["K_NEGATIVE_RBC"] and history[-1]["rules_fired"] == ["R-D4"]
+    assert reason in history[-1]["explanation"][0]
     with session_scope() as s:
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "requirement.removed")
                           .order_by(AuditEvent.seq.desc())).first()
