@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -110,6 +111,12 @@ def test_unparseable_and_unmappable_bodies_are_kept_and_parked(client, tokens, m
         "no mrn": (b'{"patient": {}, "facts": []}', "application/json"),
         "invalid fhir": (b'{"resourceType": "Observation", "status": 12}', "application/fhir+json"),
         "broken hl7": (b"this is not hl7", "application/hl7-v2"),
+        "unknown code": (json.dumps({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
+            "subject": {"identifier": {"value": mrn}},
+            "effectiveDateTime": "2026-03-01T10:00:00Z",
+            "valueString": "whatever"}).encode(), "application/fhir+json"),
         "unsupported type": (b"<xml/>", "application/xml"),
     }
     auth = {"Authorization": f"Bearer {tokens['technologist']}"}
@@ -120,6 +127,8 @@ def test_unparseable_and_unmappable_bodies_are_kept_and_parked(client, tokens, m
         status = client.get(f"/api/v1/inbound/{message_id}", headers=auth).json()
         assert status["status"] == "parked", label
         assert status["errors"], label
+        if label == "unknown code":
+            assert "99999-9" in " ".join(status["errors"])
         with session_scope() as s:
             assert s.get(InboundMessage, message_id).body == body, label
 
