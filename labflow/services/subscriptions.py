@@ -78,8 +78,8 @@ def set_enabled(
         after=view(row),
     )
     if not enabled:
-        pause_pending(session, row.id)
-    if enabled:
+        pause_pending(session, row.id)  # so the sweeper stops re-queueing them
+    else:
         session.execute(  # what waited while disabled is due now
             update(OutboundDelivery)
             .where(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ class Receiver:
     server: ThreadingHTTPServer
     requests: list[Received] = field(default_factory=list)
     mode: str = "ok"  # ok | down (503) | gone (410)
+    delay: float = 0.0  # seconds before answering (recorded on arrival)
+    in_flight: int = 0
+    most_in_flight: int = 0  # requests being answered at the same time, at most
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Random path: subscription URLs are unique and a later test may get the same port.
     path: str = field(default_factory=lambda: f"/hook/{uuid.uuid4().hex[:12]}")
@@ -78,7 +82,7 @@ def receiver() -> Iterator[Receiver]:
     holder: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        def do_POST(self) -> None:
             rec = holder["r"]
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             code = {"ok": 200, "down": 503, "gone": 410}[rec.mode]
@@ -86,6 +90,11 @@ def receiver() -> Iterator[Receiver]:
             headers["x-test-answer"] = str(code)
             with rec.lock:
                 rec.requests.append(Received(self.path, headers, body))
+                rec.in_flight += 1
+                rec.most_in_flight = max(rec.most_in_flight, rec.in_flight)
+            time.sleep(rec.delay)
+            with rec.lock:
+                rec.in_flight -= 1
             self.send_response(code)
             self.send_header("content-length", "0")
             self.end_headers()
