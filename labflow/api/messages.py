@@ -89,6 +89,9 @@ def reprocess_matching(
     """Reprocess every message matching the filter (for example all parked of an interface)."""
     if flt.status == "duplicate":
         raise HTTPException(409, "duplicates are never applied")
+    if flt == messages.MessageFilter():
+        # A bulk reprocess of everything is never what a person means: ask for a filter.
+        raise HTTPException(409, "name at least one filter (status, interface, time, MRN...)")
     ids = messages.reprocess_matching(session, flt, actor=actor(token), reason=body.reason)
     return {"reprocessed": ids}
 

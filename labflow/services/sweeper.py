@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, select
 from sqlmodel import Session, col
 
 from labflow import jobs
-from labflow.models import InboundMessage, OutboundDelivery, utcnow
+from labflow.models import InboundMessage, OutboundDelivery, Subscription, utcnow
 from labflow.settings import get_settings
 
 log = structlog.get_logger(__name__)
@@ -54,9 +54,11 @@ def sweep(session: Session, *, limit: int = 5000, restart: bool = False) -> dict
         )
     due = session.execute(
         select(col(OutboundDelivery.subscription_id), col(OutboundDelivery.mrn))
+        .join(Subscription, col(Subscription.id) == col(OutboundDelivery.subscription_id))
         .where(
             col(OutboundDelivery.status) == "pending",
             col(OutboundDelivery.next_attempt_at) <= now,
+            col(Subscription.enabled),
         )
         .distinct()
         .limit(limit)

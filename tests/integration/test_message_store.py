@@ -266,3 +266,13 @@ def test_roles_and_authentication(client, tokens, mrn) -> None:
     assert message_status(message_id) == "parked"
     with session_scope() as s:
         assert s.get(InboundMessage, message_id).reprocess_reason is None
+
+
+def test_bulk_reprocess_without_any_filter_is_refused(client, tokens) -> None:
+    response = client.post(
+        "/api/v1/messages/reprocess",
+        json={"reason": "replay everything"},
+        headers={"Authorization": f"Bearer {tokens['supervisor']}"},
+    )
+    assert response.status_code == 409
+    assert "filter" in response.json()["detail"]
