@@ -196,6 +196,8 @@ class MllpServer:
         max_body_bytes: int | None = None,
         db_threads: int = 8,
         store: StoreFn | None = None,
+        idle_timeout: float = 600.0,
+        max_connections: int = 200,
     ) -> None:
         self.host, self.port, self.interface = host, port, interface
         self.max_body_bytes = max_body_bytes or get_settings().max_body_bytes
@@ -205,6 +207,8 @@ class MllpServer:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], bool] = {}  # task -> idle (in read())
         self._stopping = False
+        # A silent peer holds a socket and a task; an LIS reconnects when it has work.
+        self.idle_timeout, self.max_connections = idle_timeout, max_connections
 
     async def start(self) -> int:
         """Bind and listen; return the port (useful with port 0)."""
@@ -259,10 +263,18 @@ class MllpServer:
         assert task is not None
         parser = FrameParser(self.max_body_bytes)
         frames = 0
+        if len(self._connections) >= self.max_connections:
+            log.warning("mllp.connection_refused", reason="too many connections")
+            writer.close()
+            return
         try:
             while not self._stopping:
                 self._connections[task] = True
-                data = await reader.read(READ_SIZE)
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), self.idle_timeout)
+                except TimeoutError:
+                    log.info("mllp.idle_timeout", frames=frames)
+                    break
                 self._connections[task] = False
                 if not data:
                     break

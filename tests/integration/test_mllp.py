@@ -308,3 +308,14 @@ def test_parser_handles_any_split_and_bad_framing() -> None:
         assert isinstance(head[0], Rejected) and head[0].problem == "garbage"
         assert isinstance(oversized, Rejected) and oversized.problem == "oversized"
         assert oversized.size == 104 and oversized.head.startswith(b"MSH|x")
+
+
+def test_a_silent_connection_is_closed_after_the_idle_timeout() -> None:
+    import socket
+
+    background = BackgroundMllpServer(MllpServer("127.0.0.1", 0, idle_timeout=0.3)).start()
+    try:
+        with socket.create_connection(("127.0.0.1", background.port), timeout=5) as sock:
+            assert sock.recv(1) == b""  # the server hung up on the idle peer
+    finally:
+        background.stop()
