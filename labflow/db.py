@@ -19,7 +19,10 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _make_sqlite_serializable(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # No pre-ping: it costs a round trip per checkout on the hot path. A connection broken
+        # by a database restart fails once, SQLAlchemy then invalidates the pool, and the
+        # message is retried (its attempt is counted; the sweeper re-dispatches it).
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
     return engine
 
 

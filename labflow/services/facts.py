@@ -118,7 +118,13 @@ def _columns_for(fact: Fact) -> tuple[type[_FactRow], dict[str, Any]]:
     return LabResult, {"kind": fact.kind}
 
 
-def load_facts(session: Session, patient: Patient, trigger: Fact | None = None) -> PatientFacts:
+def load_facts(
+    session: Session,
+    patient: Patient,
+    trigger: Fact | None = None,
+    active: list[ActiveRequirement] | None = None,
+) -> PatientFacts:
+    """All stored facts of the patient; `active` requirements if the caller already has them."""
     everything: CompoundSelect[dict[str, Any]] = union_all(
         *(
             select(col(table.fact).label("fact")).where(col(table.patient_id) == patient.id)
@@ -129,13 +135,11 @@ def load_facts(session: Session, patient: Patient, trigger: Fact | None = None) 
     stored = list(session.execute(select(combined.c.fact)).scalars())
     facts = _FACTS.validate_python(stored)
     facts.sort(key=lambda f: (f.effective, f.kind))
-    active = session.execute(
-        select(col(Requirement.code), col(Requirement.created_at)).where(
-            col(Requirement.patient_id) == patient.id, col(Requirement.status) != "removed"
-        )
-    ).all()
-    return PatientFacts(
-        facts=tuple(facts),
-        active_requirements=tuple(ActiveRequirement(code=c, since=t) for c, t in active),
-        trigger=trigger,
-    )
+    if active is None:
+        rows = session.execute(
+            select(col(Requirement.code), col(Requirement.created_at)).where(
+                col(Requirement.patient_id) == patient.id, col(Requirement.status) != "removed"
+            )
+        ).all()
+        active = [ActiveRequirement(code=code, since=since) for code, since in rows]
+    return PatientFacts(facts=tuple(facts), active_requirements=tuple(active), trigger=trigger)

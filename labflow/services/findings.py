@@ -10,6 +10,7 @@ in one query and writes with bulk Core statements rather than ORM objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, literal, select, union_all, update
@@ -36,6 +37,10 @@ class Current:
     status: str
     rules: list[str]
     reason: str
+    since: datetime
+
+
+CurrentFindings = dict[str, dict[str, Current]]
 
 
 @dataclass
@@ -136,7 +141,12 @@ class _Writer:
 
 
 def apply_decision(
-    session: Session, patient_id: str, decision: Decision, decision_id: str, actor: str
+    session: Session,
+    patient_id: str,
+    decision: Decision,
+    decision_id: str,
+    actor: str,
+    current: CurrentFindings | None = None,
 ) -> Changes:
     writer = _Writer(
         session,
@@ -145,7 +155,7 @@ def apply_decision(
         actor,
         {"protocol_hash": decision.protocol_hash, "profile_hash": decision.profile_hash},
     )
-    current = _current(session, patient_id)
+    current = current if current is not None else current_findings(session, patient_id)
     _requirements(writer, decision, current["requirement"])
     _flags(writer, decision, current["flag"])
     _reflexes(writer, decision, current["reflex"])
@@ -153,7 +163,8 @@ def apply_decision(
     return writer.changes
 
 
-def _current(session: Session, patient_id: str) -> dict[str, dict[str, Current]]:
+def current_findings(session: Session, patient_id: str) -> CurrentFindings:
+    """Requirements, flags and reflex orders in force, by kind and code (one query)."""
     parts = [
         select(
             literal(kind).label("kind"),
@@ -162,6 +173,7 @@ def _current(session: Session, patient_id: str) -> dict[str, dict[str, Current]]
             col(table.status),
             col(table.rules),
             col(table.reason),
+            col(table.created_at),
         ).where(col(table.patient_id) == patient_id, col(table.status).in_(_LIVE[kind]))
         for kind, table in _TABLES.items()
     ]

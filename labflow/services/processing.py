@@ -26,11 +26,12 @@ from labflow import audit, clinical, metrics
 from labflow.interop.model import MappingError
 from labflow.models import Decision, InboundMessage, as_utc, new_id, utcnow
 from labflow.services.facts import load_facts, lock_patient, store_facts
-from labflow.services.findings import apply_decision
+from labflow.services.findings import apply_decision, current_findings
 from labflow.services.mapping import map_body
 from labflow.services.outbox import decision_events, record_events
 from labflow.settings import get_settings
 from protocols import evaluate
+from protocols.facts import ActiveRequirement
 
 log = structlog.get_logger(__name__)
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -125,12 +126,16 @@ def _work(session: Session, message_id: str) -> str:
     store_facts(session, patient, message.id, mapped.facts)
 
     protocol, profile = clinical.protocol(), clinical.profile()
-    facts = load_facts(session, patient, trigger=mapped.facts[-1])
+    current = current_findings(session, patient.id)
+    active = [
+        ActiveRequirement(code=r.code, since=r.since) for r in current["requirement"].values()
+    ]
+    facts = load_facts(session, patient, trigger=mapped.facts[-1], active=active)
     outcome = evaluate(protocol, profile, facts, mapped.clinical_time)
 
     actor = f"interface:{message.interface}"
     decision_id = new_id()
-    changes = apply_decision(session, patient.id, outcome, decision_id, actor)
+    changes = apply_decision(session, patient.id, outcome, decision_id, actor, current)
     row: dict[str, Any] = {
         "id": decision_id,
         "patient_id": patient.id,
