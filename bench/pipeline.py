@@ -119,7 +119,8 @@ def embedded(count: int) -> tuple[float, float]:
         return rate, _noop_rate(bench_sink.LOCAL)
 
 
-def production(count: int, workers: int = 2) -> tuple[float, float]:
+def production(count: int, workers: int = 2, pool: str = "solo", threads: int = 1
+               ) -> tuple[float, float]:
     import psycopg
     import redis
 
@@ -179,11 +180,18 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--mode", choices=["embedded", "production", "both"], default="both")
+    parser.add_argument("--pool", choices=["solo", "threads", "prefork"], default="threads",
+                        help="pool of each of the two production worker processes")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="tasks in flight per production worker process")
     args = parser.parse_args()
     print(f"pipeline benchmark: {args.messages} messages, {os.cpu_count()} cores")
     modes = ["embedded", "production"] if args.mode == "both" else [args.mode]
     for mode in modes:
-        rate, noop = (embedded if mode == "embedded" else production)(args.messages)
+        if mode == "embedded":
+            rate, noop = embedded(args.messages)
+        else:
+            rate, noop = production(args.messages, pool=args.pool, threads=args.concurrency)
         print(
             f"{mode:>10}: pipeline {rate:8.1f} msg/s | no-op task {noop:8.1f} tasks/s | "
             f"ratio {rate / noop:.2f}"

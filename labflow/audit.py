@@ -92,7 +92,9 @@ def _append_pending(session: OrmSession) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    seq, last_hash = session.execute(
+    # Core statements on the connection, not ORM objects: this runs in every transaction.
+    conn = session.connection()
+    seq, last_hash = conn.execute(
         select(col(AuditHead.last_seq), col(AuditHead.last_hash))
         .where(col(AuditHead.id) == 1)
         .with_for_update()
@@ -103,9 +105,8 @@ def _append_pending(session: OrmSession) -> None:
         row = {**item, "seq": seq, "prev_hash": last_hash}
         row["hash"] = last_hash = event_hash(row)
         rows.append(row)
-    # Core statements, not ORM objects: this runs inside every pipeline transaction.
-    session.execute(insert(AuditEvent), rows)
-    session.execute(
+    conn.execute(insert(AuditEvent), rows)
+    conn.execute(
         update(AuditHead).where(col(AuditHead.id) == 1).values(last_seq=seq, last_hash=last_hash)
     )
 

@@ -61,7 +61,7 @@ def lock_patient(session: Session, mrn: str) -> Patient:
     statement = statement.on_conflict_do_update(
         index_elements=["mrn"], set_={"mrn": statement.excluded.mrn}
     ).returning(Patient.id, Patient.created_at)
-    patient_id, created_at = session.execute(statement).one()
+    patient_id, created_at = session.connection().execute(statement).one()
     return Patient(id=patient_id, mrn=mrn, created_at=created_at)
 
 
@@ -86,7 +86,7 @@ def store_facts(
             }
         )
     for table, values in rows.items():
-        session.execute(insert(table), values)
+        session.connection().execute(insert(table), values)
 
 
 def _columns_for(fact: Fact) -> tuple[type[_FactRow], dict[str, Any]]:
@@ -132,7 +132,7 @@ def load_facts(
         )
     )
     combined = everything.subquery()
-    stored = list(session.execute(select(combined.c.fact)).scalars())
+    stored = list(session.connection().execute(select(combined.c.fact)).scalars())
     facts = _FACTS.validate_python(stored)
     facts.sort(key=lambda f: (f.effective, f.kind))
     if active is None:

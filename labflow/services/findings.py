@@ -96,7 +96,7 @@ class _Writer:
         action: str,
         why: str | None = None,
     ) -> None:
-        self.session.execute(
+        self.session.connection().execute(
             update(_TABLES[kind])
             .where(col(_TABLES[kind].id) == row.id)
             .values(
@@ -137,7 +137,7 @@ class _Writer:
 
     def flush(self) -> None:
         for kind, rows in self.inserts.items():
-            self.session.execute(insert(_TABLES[kind]), rows)
+            self.session.connection().execute(insert(_TABLES[kind]), rows)
 
 
 def apply_decision(
@@ -178,7 +178,7 @@ def current_findings(session: Session, patient_id: str) -> CurrentFindings:
         for kind, table in _TABLES.items()
     ]
     found: dict[str, dict[str, Current]] = {kind: {} for kind in _TABLES}
-    for kind, *values in session.execute(union_all(*parts)):
+    for kind, *values in session.connection().execute(union_all(*parts)):
         row = Current(*values)
         found[kind][row.code] = row
     return found
@@ -221,7 +221,7 @@ def _flags(w: _Writer, decision: Decision, current: dict[str, Current]) -> None:
         if row is None:
             w.add("flag", finding, "open", "flag.raised")
         elif row.rules != list(finding.rules) or row.reason != finding.explanation:
-            w.session.execute(
+            w.session.connection().execute(
                 update(PatientFlag)
                 .where(col(PatientFlag.id) == row.id)
                 .values(rules=list(finding.rules), reason=finding.explanation, updated_at=utcnow())

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlmodel import Session, col
 
 from labflow import jobs
-from labflow.models import OutboundDelivery, Subscription, utcnow
+from labflow.models import OutboundDelivery, Subscription, new_id, utcnow
 
 EVENT_TYPES = (
     "flag.raised",
@@ -61,7 +61,13 @@ def record_events(
     events: list[dict[str, Any]],
 ) -> int:
     """Fan events out to every enabled subscription that wants them; return rows written."""
-    subscriptions = session.scalars(select(Subscription).where(col(Subscription.enabled))).all()
+    subscriptions = (
+        session.connection()
+        .execute(
+            select(col(Subscription.id), col(Subscription.events)).where(col(Subscription.enabled))
+        )
+        .all()
+    )
     if not subscriptions:
         return 0
     # Patients are processed one message at a time, so a clock-based sequence keeps each
@@ -79,20 +85,24 @@ def record_events(
         for sub in subscriptions:
             if "*" not in sub.events and item["event"] not in sub.events:
                 continue
-            session.add(
-                OutboundDelivery(
-                    seq=base + index,
-                    subscription_id=sub.id,
-                    event_id=payload["event_id"],
-                    event_type=item["event"],
-                    mrn=mrn,
-                    payload=payload,
-                    next_attempt_at=occurred_at,
-                )
+            rows.append(
+                {
+                    "id": new_id(),
+                    "seq": base + index,
+                    "subscription_id": sub.id,
+                    "event_id": payload["event_id"],
+                    "event_type": item["event"],
+                    "mrn": mrn,
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": occurred_at,
+                    "created_at": occurred_at,
+                }
             )
             wanted_by.add(sub.id)
     if rows:
-        session.execute(insert(OutboundDelivery), rows)
+        session.connection().execute(insert(OutboundDelivery), rows)
     for subscription_id in sorted(wanted_by):
         jobs.enqueue(session, jobs.DELIVER_EVENTS, subscription_id, mrn)
     return len(rows)

@@ -76,19 +76,23 @@ def _claim(session: Session, message_id: str) -> str:
     lease = now - timedelta(seconds=settings.claim_lease_seconds)
     m = InboundMessage
     # The common case in one statement: claim it if nobody holds a live claim.
-    claimed = session.execute(
-        update(m)
-        .where(
-            col(m.id) == message_id,
-            col(m.attempts) < settings.max_attempts,
-            or_(
-                col(m.status) == "accepted",
-                and_(col(m.status) == "processing", col(m.claimed_at) < lease),
-            ),
+    claimed = (
+        session.connection()
+        .execute(
+            update(m)
+            .where(
+                col(m.id) == message_id,
+                col(m.attempts) < settings.max_attempts,
+                or_(
+                    col(m.status) == "accepted",
+                    and_(col(m.status) == "processing", col(m.claimed_at) < lease),
+                ),
+            )
+            .values(attempts=m.attempts + 1, status="processing", claimed_at=now)
+            .returning(col(m.id))
         )
-        .values(attempts=m.attempts + 1, status="processing", claimed_at=now)
-        .returning(col(m.id))
-    ).first()
+        .first()
+    )
     session.commit()
     if claimed is not None:
         return "claimed"
@@ -118,7 +122,14 @@ def _claim_refused(session: Session, message_id: str) -> str:
 
 
 def _work(session: Session, message_id: str) -> str:
-    message = _locked(session, message_id)
+    m = InboundMessage
+    # Core rows, not ORM objects, on the hot path (the ORM's bookkeeping costs more than SQL).
+    conn = session.connection()
+    message = conn.execute(
+        select(col(m.id), col(m.status), col(m.content_type), col(m.body), col(m.interface))
+        .where(col(m.id) == message_id)
+        .with_for_update()
+    ).first()
     if message is None or message.status != "processing":
         return message.status if message else "missing"
     mapped = map_body(message.content_type, message.body, clinical.code_maps())
@@ -153,7 +164,7 @@ def _work(session: Session, message_id: str) -> str:
         "created_at": utcnow(),
     }
     # The unique message_id makes a second decision for this message fail right here.
-    session.execute(insert(Decision), [row])
+    conn.execute(insert(Decision), [row])
     audit.record(
         session,
         actor=actor,
@@ -176,7 +187,9 @@ def _work(session: Session, message_id: str) -> str:
         occurred_at=row["created_at"],
         events=decision_events(changes.events, row),
     )
-    message.status, message.processed_at = "processed", utcnow()
+    conn.execute(
+        update(m).where(col(m.id) == message.id).values(status="processed", processed_at=utcnow())
+    )
     session.commit()
     metrics.MESSAGES_PROCESSED.labels(message.interface).inc()
     log.info(
