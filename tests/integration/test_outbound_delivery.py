@@ -259,12 +259,19 @@ def test_410_disables_the_subscription_and_stops_deliveries(
     assert "410" in subscription()["disabled_reason"]
     answered = len(receiver.all())  # one, unless another patient's sender raced it
     assert answered in (1, 2)
-    everyone = client.get(
-        f"/api/v1/subscriptions/{sub_id}/deliveries", headers=bearer(tokens["integration"])
-    ).json()
-    assert any(d["attempts"] == 1 and "410" in (d["last_error"] or "") for d in everyone)
+
+    def everyone() -> list[dict[str, Any]]:
+        return list(
+            client.get(
+                f"/api/v1/subscriptions/{sub_id}/deliveries", headers=bearer(tokens["integration"])
+            ).json()
+        )
+
+    assert any(d["attempts"] == 1 and "410" in (d["last_error"] or "") for d in everyone())
     # Waiting events are paused, not pending: the sweeper must not re-queue them forever.
-    assert {d["status"] for d in everyone} == {"paused"}
+    # (An event written by a decision that read the subscription just before it was disabled
+    # is paused by the first worker that finds it, hence the wait.)
+    wait_for(lambda: {d["status"] for d in everyone()} == {"paused"}, timeout=10)
     rows = patient.deliveries(sub_id)
     patient.send([SCREEN_NEGATIVE])  # a later decision: nothing for this endpoint
     time.sleep(1.5)  # three sweeps
