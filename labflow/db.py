@@ -15,14 +15,19 @@ from labflow.settings import get_settings
 
 @lru_cache
 def engine_for(url: str) -> Engine:
+    # hide_parameters: SQL errors end up in logs and must not carry MRNs or message content.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         _make_sqlite_serializable(engine)
     else:
         # No pre-ping: it costs a round trip per checkout on the hot path. A connection broken
         # by a database restart fails once, SQLAlchemy then invalidates the pool, and the
         # message is retried (its attempt is counted; the sweeper re-dispatches it).
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+        engine = create_engine(
+            url, pool_size=10, max_overflow=20, pool_recycle=1800, hide_parameters=True
+        )
     return engine
 
 

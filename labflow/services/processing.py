@@ -57,9 +57,11 @@ def process_message(sessions: SessionFactory, message_id: str) -> str:
         log.info("pipeline.already_decided", message_id=message_id)
         return "processed"
     except Exception as exc:
+        # Recorded on the message (visible in the message store) and retried by the sweeper;
+        # not re-raised, so Celery does not log an exception text that may quote patient data.
         with sessions() as session:
             _release(session, message_id, f"{type(exc).__name__}: {exc}"[:500])
-        raise
+        return "retry"
     metrics.DECISION_LATENCY.observe(time.perf_counter() - started)
     return status
 
