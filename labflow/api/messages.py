@@ -16,7 +16,7 @@ from labflow.services.patients import Conflict, NotFound
 router = APIRouter(prefix="/api/v1/messages", tags=["message store"], dependencies=[NoNul])
 Operator = Annotated[ApiToken, Depends(require("supervisor", "technologist", "integration"))]
 Supervisor = Annotated[ApiToken, Depends(require("supervisor"))]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such message"},
     401: {"description": "Token required"},
     403: {"description": "Role not allowed"},

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 
 from labflow.api.deps import BAD_BODY, NoNul, SessionDep, actor, require
 from labflow.models import ApiToken, Subscription
@@ -17,7 +18,7 @@ from labflow.settings import OutboundWebhook
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["outbound"], dependencies=[NoNul])
 Admin = Annotated[ApiToken, Depends(require())]
 Reader = Annotated[ApiToken, Depends(require("supervisor", "integration"))]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such subscription or delivery"},
     401: {"description": "Token required"},
     403: {"description": "Admin only"},
@@ -32,7 +33,7 @@ def list_subscriptions(session: SessionDep, _token: Reader) -> list[dict[str, An
 
 @router.post("", status_code=201, responses={**ERRORS, **BAD_BODY})
 def create_subscription(hook: OutboundWebhook, session: SessionDep, token: Admin) -> dict[str, Any]:
-    if session.scalars(select(Subscription).where(Subscription.url == hook.url)).first():
+    if session.scalars(select(Subscription).where(col(Subscription.url) == hook.url)).first():
         raise HTTPException(409, "this URL is already subscribed")
     return subscriptions.view(subscriptions.create(session, hook, actor=actor(token)))
 

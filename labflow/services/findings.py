@@ -179,7 +179,7 @@ def current_findings(session: Session, patient_id: str) -> CurrentFindings:
     ]
     found: dict[str, dict[str, Current]] = {kind: {} for kind in _TABLES}
     for kind, *values in session.connection().execute(union_all(*parts)):
-        row = Current(*values)
+        row = Current(*values)  # type: ignore[arg-type]  # columns in Current's field order
         found[kind][row.code] = row
     return found
 

@@ -39,7 +39,7 @@ class MessageFilter:
             (m.message_type, self.message_type),
         ):
             if value is not None:
-                query = query.where(column == value)
+                query = query.where(col(column) == value)
         # In UTC: SQLite compares the stored UTC text, so 10:00+02:00 must become 08:00.
         if self.received_from is not None:
             query = query.where(col(m.received_at) >= _utc(self.received_from))
@@ -80,9 +80,11 @@ def detail(session: Session, message_id: str) -> dict[str, Any]:
     m = session.get(InboundMessage, message_id)
     if m is None:
         raise NotFound("no such message")
-    decisions = session.scalars(select(Decision.id).where(Decision.message_id == m.id)).all()
+    decisions = session.scalars(
+        select(col(Decision.id)).where(col(Decision.message_id) == m.id)
+    ).all()
     copies = session.scalars(
-        select(InboundMessage.id).where(InboundMessage.original_id == m.id)
+        select(col(InboundMessage.id)).where(col(InboundMessage.original_id) == m.id)
     ).all()
     return {
         **summary(m),

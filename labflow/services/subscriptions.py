@@ -90,8 +90,9 @@ def set_enabled(
         )
         for mrn in set(
             session.scalars(
-                select(OutboundDelivery.mrn).where(
-                    OutboundDelivery.subscription_id == row.id, OutboundDelivery.status == "pending"
+                select(col(OutboundDelivery.mrn)).where(
+                    col(OutboundDelivery.subscription_id) == row.id,
+                    col(OutboundDelivery.status) == "pending",
                 )
             )
         ):
@@ -103,10 +104,10 @@ def set_enabled(
 def deliveries(
     session: Session, subscription_id: str, *, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    query = select(OutboundDelivery).where(OutboundDelivery.subscription_id == subscription_id)
+    query = select(OutboundDelivery).where(col(OutboundDelivery.subscription_id) == subscription_id)
     if status:
-        query = query.where(OutboundDelivery.status == status)
-    rows = session.scalars(query.order_by(OutboundDelivery.seq).limit(limit))  # type: ignore[arg-type]
+        query = query.where(col(OutboundDelivery.status) == status)
+    rows = session.scalars(query.order_by(col(OutboundDelivery.seq)).limit(limit))
     return [
         {
             "id": d.id,
