@@ -6,14 +6,22 @@ Keeping these derivations in one place means each rule group states *what* it de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from protocols.exposure import Exposure
 from protocols.exposure import agent_names as exposure_agent_names
 from protocols.fact_index import FactIndex, aware
-from protocols.facts import AntibodyIdentification, AntibodyScreen, AntigenTyping, Order
+from protocols.facts import (
+    AntibodyIdentification,
+    AntibodyScreen,
+    AntigenTyping,
+    Order,
+    Transfusion,
+)
 from protocols.model import Lookup, Protocol
 from protocols.profile import LabProfile
 
@@ -108,21 +116,8 @@ class Context:
         return problem
 
     def _typing_problem(self, typing: AntigenTyping) -> str | None:
-        if typing.method == "genotype":
-            return None
-        transfusions = self.facts.transfusions
-        if transfusions:
-            moment = aware(typing.effective)
-            days = self.transfused_window
-            for transfusion in transfusions:
-                given = aware(transfusion.effective)
-                if given <= moment <= given + days:
-                    return "R-B2"
-        if typing.method not in self.profile.post_exposure_valid_typing_methods:
-            day = typing.effective.date()
-            if any(e.covers(day) for e in self.rbc_given):
-                return "R-B3"
-        return None
+        return _problem(typing.__dict__, self.facts.transfusions, self.transfused_window,
+                        self.profile.post_exposure_valid_typing_methods, _windows(self.rbc_given))
 
     def valid_typing(self, antigen: str) -> AntigenTyping | None:
         for typing in reversed(self.facts.typings):
@@ -205,6 +200,74 @@ def _derive_screens(ctx: Context) -> None:
             ctx.panreactive = latest
 
 
+# id(profile) -> (profile, transfusion window, current-order window). Profiles are frozen, so
+# the timedeltas are computed once per profile object; the entry keeps the profile alive so its
+# id cannot be reused while cached.
+_PROFILE_WINDOWS: dict[int, tuple[LabProfile, timedelta, timedelta]] = {}
+
+
+def _profile_windows(profile: LabProfile) -> tuple[timedelta, timedelta]:
+    found = _PROFILE_WINDOWS.get(id(profile))
+    if found is not None and found[0] is profile:
+        return found[1], found[2]
+    if len(_PROFILE_WINDOWS) >= 64:
+        _PROFILE_WINDOWS.clear()
+    transfused = timedelta(days=profile.serologic_phenotype_invalid_if_transfused_within_days)
+    orders = timedelta(hours=profile.current_order_hours)
+    _PROFILE_WINDOWS[id(profile)] = (profile, transfused, orders)
+    return transfused, orders
+
+
+def _windows(given: list[Exposure]) -> list[tuple[date | None, date | None]]:
+    """(first dose, interference until) of exposures whose covers() reads only those two (not
+    planned, profile not "none"), as plain tuples."""
+    return [
+        (e.first_dose, e.interference_until)
+        for e in given
+        if not e.planned and e.profile != "none"
+    ]
+
+
+def _problem(
+    fields: dict[str, Any],
+    transfusions: list[Transfusion],
+    days: timedelta,
+    valid_methods: Sequence[str],
+    windows: list[tuple[date | None, date | None]],
+) -> str | None:
+    """Context.typing_problem for a typing's field dict (R-B2, R-B3)."""
+    method = fields["method"]
+    if method == "genotype":
+        return None
+    effective: datetime = fields["effective"]
+    if transfusions:
+        moment = aware(effective)
+        for transfusion in transfusions:
+            given = aware(transfusion.effective)
+            if given <= moment <= given + days:
+                return "R-B2"
+    if windows and method not in valid_methods:
+        day = effective.date()
+        for first, until in windows:
+            if (first is None or day >= first) and (until is None or day <= until):
+                return "R-B3"
+    return None
+
+
+def _typing_problems(ctx: Context) -> None:
+    """Every indexed typing's problem, in one pass (the rules ask about all of them)."""
+    typings = ctx.facts.typings
+    if not typings:
+        return
+    memo = ctx._typing_memo
+    transfusions = ctx.facts.transfusions
+    days = ctx.transfused_window
+    valid = ctx.profile.post_exposure_valid_typing_methods
+    windows = _windows(ctx.rbc_given)
+    for typing in typings:
+        memo[id(typing)] = _problem(typing.__dict__, transfusions, days, valid, windows)
+
+
 def build_context(
     protocol: Protocol,
     profile: LabProfile,
@@ -214,6 +277,7 @@ def build_context(
 ) -> Context:
     if agent_names is None:
         agent_names = exposure_agent_names(protocol, profile, facts.therapies)
+    transfused_window, order_window = _profile_windows(profile)
     ctx = Context(
         protocol=protocol,
         profile=profile,
@@ -221,9 +285,7 @@ def build_context(
         exposures=exposures,
         lookup=protocol.lookup,
         agent_names=agent_names,
-        transfused_window=timedelta(
-            days=profile.serologic_phenotype_invalid_if_transfused_within_days
-        ),
+        transfused_window=transfused_window,
     )
     for exposure in exposures:
         if exposure.profile not in ("anti-CD38", "anti-CD47"):
@@ -234,7 +296,7 @@ def build_context(
         ctx.rbc_given.append(exposure)
         if exposure.active:
             (ctx.cd38 if exposure.profile == "anti-CD38" else ctx.cd47).append(exposure)
-    horizon = facts.as_of - timedelta(hours=profile.current_order_hours)
+    horizon = facts.as_of - order_window
     ctx.current_orders = [
         o for o in facts.orders if aware(o.effective) >= horizon or o is facts.trigger
     ]
@@ -248,6 +310,7 @@ def build_context(
             antigen = antigen_of(spec)
             if antigen and spec.strip().lower() not in insignificant:
                 ctx.antibodies[antigen] = ident
+    _typing_problems(ctx)
     k_typing = ctx.valid_typing("K")
     ctx.k_positive = k_typing.positive if k_typing else None
     ctx.k_invalid_reasons = sorted(

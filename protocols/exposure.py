@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Sequence
 from datetime import date, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -61,6 +61,12 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+_route_of = itemgetter("route")
+_product_of = itemgetter("product")
+_source_of = itemgetter("evidence_source")
+_record_of = itemgetter("record")
+
+
 def _one_agent(
     agent: str,
     records: list[Therapy],
@@ -75,10 +81,13 @@ def _one_agent(
     # Field dicts, read once: pydantic attribute access is several times slower than a dict
     # lookup, and this runs over every dose of a long therapy. Canonical order throughout.
     rows = [record.__dict__ for record in records]
-    route: Route | None = next((r["route"] for r in reversed(rows) if r["route"]), None)
-    product: str | None = next((r["product"] for r in reversed(rows) if r["product"]), None)
-    sources = {r["evidence_source"] for r in rows if r["evidence_source"]}
-    doses_given = [r for r in rows if r["record"] != "planned"]
+    # Latest non-empty route / product; every non-empty evidence source (C-level passes).
+    route: Route | None = next(filter(None, map(_route_of, reversed(rows))), None)
+    product: str | None = next(filter(None, map(_product_of, reversed(rows))), None)
+    sources = set(filter(None, map(_source_of, rows)))
+    doses_given = rows if "planned" not in map(_record_of, rows) else [
+        r for r in rows if r["record"] != "planned"
+    ]
     given = len(doses_given)
     first: date | None = None
     last: date | None = None

@@ -89,32 +89,47 @@ _SECONDARY = {
 }
 
 
-_key = itemgetter(0)
-
-
 def _settle(group: list[Fact]) -> list[Fact]:
     secondary = _SECONDARY.get(group[0].kind)
     if secondary is None:
         return sorted(group, key=lambda f: f.model_dump_json())
-    keyed = sorted(group, key=secondary)
-    values = list(map(secondary, keyed))
+    values = list(map(secondary, group))
     if len(set(values)) == len(values):
-        return keyed
-    return sorted(keyed, key=lambda f: (secondary(f), f.model_dump_json()))
+        return list(map(group.__getitem__, sorted(range(len(values)), key=values.__getitem__)))
+    return sorted(group, key=lambda f: (secondary(f), f.model_dump_json()))
 
 
-def _ordered(items: list[tuple[datetime, Fact]]) -> list[Fact]:
-    """One kind's facts by time. Keys are UTC datetimes sharing the `UTC` tzinfo object, so they
-    compare bytewise in C (no utcoffset() calls). Exact time ties are settled by content so
-    arrival order cannot leak into the result."""
-    if len(items) == 1:
-        return [items[0][1]]
-    keys = [item[0] for item in items]
-    if all(map(lt, keys, islice(keys, 1, None))):  # usual case: arrived in order, no ties
-        return [item[1] for item in items]
-    items.sort(key=_key)  # stable: ties keep arrival order until settled below
-    ordered = [item[1] for item in items]
-    keys = [item[0] for item in items]
+_key = itemgetter(0)
+_fact = itemgetter(1)
+
+
+def _ordered(keys: list[datetime], facts: list[Fact]) -> list[Fact]:
+    """One kind's facts by time (`keys[i]` is `facts[i]`'s time). Keys are UTC datetimes sharing
+    the `UTC` tzinfo object, so they compare bytewise in C (no utcoffset() calls). Exact time
+    ties are settled by content so arrival order cannot leak into the result."""
+    if len(keys) == 1 or all(map(lt, keys, islice(keys, 1, None))):
+        return facts  # usual case: arrived in order, no ties
+    n = len(keys)
+    if keys.count(keys[0]) == n:  # one shared time (e.g. a panel typed at once): a single tie
+        return _settle(facts)
+    if n == 2:  # not in order and not tied: reversed
+        return [facts[1], facts[0]]
+    order = sorted(range(n), key=keys.__getitem__)
+    ranked = list(map(keys.__getitem__, order))
+    if all(map(lt, ranked, islice(ranked, 1, None))):  # no ties: time order is the order
+        return list(map(facts.__getitem__, order))
+    secondary = _SECONDARY.get(facts[0].kind)
+    if secondary is not None:
+        # Ties that the discriminator settles: (time, discriminator) unique, so ordering by it
+        # is what settling each tie below would give.
+        composite = list(zip(keys, map(secondary, facts), strict=True))
+        order = sorted(range(n), key=composite.__getitem__)
+        pairs = list(map(composite.__getitem__, order))
+        if all(map(lt, pairs, islice(pairs, 1, None))):  # strictly increasing: all unique
+            return list(map(facts.__getitem__, order))
+    items = sorted(zip(keys, facts, strict=True), key=_key)  # stable: ties keep arrival order
+    ordered = list(map(_fact, items))
+    keys = list(map(_key, items))
     n = len(items)
     i = 0
     while i < n - 1:
@@ -137,27 +152,52 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+# Fact class -> FactIndex attribute (each kind is exactly one class of the Fact union).
+_BUCKET_OF_CLASS: dict[type, str] = {
+    cls: _BUCKET[cls.model_fields["kind"].default]
+    for cls in (
+        Therapy,
+        AntibodyScreen,
+        AntibodyIdentification,
+        DirectAntiglobulin,
+        AboRh,
+        AntigenTyping,
+        Transfusion,
+        Order,
+        MSpike,
+        Immunofixation,
+        MProteinIsotype,
+        ShiftResult,
+    )
+}
+
+
 def index_facts(patient: PatientFacts, as_of: datetime) -> FactIndex:
     moment = aware(as_of)
     index = FactIndex(as_of=moment, today=as_of.date(), trigger=patient.trigger)
-    buckets: dict[str, list[tuple[datetime, Fact]]] = {kind: [] for kind in _BUCKET}
+    # Per class: the facts and, in parallel, their UTC times (no per-fact tuples to unpack).
+    keys: dict[type, list[datetime]] = {}
+    kept: dict[type, list[Fact]] = {}
     limit = _utc(moment)
     facts = patient.facts
     trigger = patient.trigger
     if trigger is not None and all(f is not trigger for f in facts):
         facts = (*facts, trigger)
     for fact in facts:
-        # One read of the field dict: attribute access on pydantic models is unspecialised
-        # (their class defines __getattr__), several times slower than a dict lookup.
-        fields = fact.__dict__
-        key = fields["effective"]
+        key = fact.effective
         if key.tzinfo is not UTC:
             key = _utc(key)
         if key <= limit:
-            buckets[fields["kind"]].append((key, fact))
-    for kind, items in buckets.items():
-        if items:
-            setattr(index, _BUCKET[kind], _ordered(items))
+            cls = type(fact)
+            found = keys.get(cls)
+            if found is None:
+                keys[cls] = [key]
+                kept[cls] = [fact]
+            else:
+                found.append(key)
+                kept[cls].append(fact)
+    for cls, times in keys.items():
+        setattr(index, _BUCKET_OF_CLASS[cls], _ordered(times, kept[cls]))
     index.active_requirements = sorted(
         (r for r in patient.active_requirements if aware(r.since) <= moment),
         key=lambda r: (r.code, aware(r.since)),
