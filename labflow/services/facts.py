@@ -54,15 +54,22 @@ _ROW_TABLES: tuple[type[_FactRow], ...] = (
 def lock_patient(session: Session, mrn: str) -> Patient:
     """Get or create the patient and lock its row: one message per patient at a time.
 
-    ON CONFLICT DO UPDATE (a no-op update) both creates and row-locks in one round trip.
+    A plain SELECT ... FOR UPDATE for a known patient (no new row version, unlike an upsert);
+    a new patient is inserted, and a concurrent insert of the same MRN is simply read back.
     """
-    dialect = postgresql if is_postgres(session) else sqlite
-    statement = dialect.insert(Patient).values(id=new_id(), mrn=mrn, created_at=utcnow())
-    statement = statement.on_conflict_do_update(
-        index_elements=["mrn"], set_={"mrn": statement.excluded.mrn}
-    ).returning(Patient.id, Patient.created_at)
-    patient_id, created_at = session.connection().execute(statement).one()
-    return Patient(id=patient_id, mrn=mrn, created_at=created_at)
+    conn = session.connection()
+    locked = select(col(Patient.id), col(Patient.created_at)).where(col(Patient.mrn) == mrn)
+    row = conn.execute(locked.with_for_update()).first()
+    if row is None:
+        dialect = postgresql if is_postgres(session) else sqlite
+        created = (
+            dialect.insert(Patient)
+            .values(id=new_id(), mrn=mrn, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["mrn"])
+            .returning(col(Patient.id), col(Patient.created_at))
+        )
+        row = conn.execute(created).first() or conn.execute(locked.with_for_update()).one()
+    return Patient(id=row[0], mrn=mrn, created_at=row[1])
 
 
 def find_patient(session: Session, mrn: str) -> Patient | None:
