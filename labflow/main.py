@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from labflow import __version__
-from labflow.api import evaluate, health, inbound, messages, patients, subscriptions
+from labflow.api import audit, evaluate, health, inbound, messages, patients, subscriptions
 from labflow.logs import configure_logging
 
 DESCRIPTION = """
@@ -22,7 +22,7 @@ validated blood-bank system still issues blood.
 def create_app() -> FastAPI:
     configure_logging()
     app = FastAPI(title="labflow", version=__version__, description=DESCRIPTION)
-    for module in (inbound, messages, patients, evaluate, subscriptions, health):
+    for module in (inbound, messages, patients, evaluate, subscriptions, audit, health):
         app.include_router(module.router)
     health.register_backlog_metrics()
 
