@@ -28,13 +28,32 @@ def _prepare() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="API processes (production only: the embedded mode needs one)")
+    ] = 1,
 ) -> None:
     """Run the API. With no LABFLOW_BROKER_URL, a Celery worker and the sweeper run inside."""
     import uvicorn
 
     from labflow.main import create_app
 
+    if workers > 1 and get_settings().embedded:
+        typer.echo(
+            "--workers needs LABFLOW_BROKER_URL: the embedded worker lives in one process", err=True
+        )
+        raise typer.Exit(2)
     _prepare()
+    if workers > 1:
+        # Ingest is a commit per request; more processes use more cores (production only).
+        uvicorn.run(
+            "labflow.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+        return
     embedded = None
     if get_settings().embedded:
         from workers import embedded as embedded_worker

@@ -59,3 +59,9 @@ def test_processing_logs_carry_no_patient_identifier(client, embedded_worker, mr
     assert message_id in err  # the logs do say what happened, by row id
     assert mrn not in out + err
     assert "ACC-PRIVATE-1" not in out + err
+
+
+def test_serve_refuses_several_api_processes_in_the_embedded_mode() -> None:
+    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "LABFLOW_BROKER_URL" in result.output
