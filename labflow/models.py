@@ -32,6 +32,17 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def utc_bound(moment: datetime) -> datetime:
+    """A filter bound in UTC (SQLite compares stored UTC text, so 10:00+02:00 is 08:00).
+
+    Bounds beyond the calendar once shifted (0001-01-01T00:00+14:00) clamp to its ends.
+    """
+    try:
+        return as_utc(moment).astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

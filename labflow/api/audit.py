@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from labflow import audit
 from labflow.api.deps import NoNul, SessionDep, require
-from labflow.models import ApiToken, AuditEvent
+from labflow.models import ApiToken, AuditEvent, utc_bound
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], dependencies=[NoNul])
 Auditor = Annotated[ApiToken, Depends(require("auditor", "supervisor"))]
@@ -31,7 +31,7 @@ def list_events(
     occurred_from: datetime | None = None,
     occurred_to: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[dict[str, Any]]:
     """Events in chain order (page with `after_seq`), with their hashes for outside checks."""
     query = select(AuditEvent).where(col(AuditEvent.seq) > after_seq)
@@ -43,9 +43,9 @@ def list_events(
         if value is not None:
             query = query.where(col(column) == value)
     if occurred_from is not None:
-        query = query.where(col(AuditEvent.occurred_at) >= occurred_from)
+        query = query.where(col(AuditEvent.occurred_at) >= utc_bound(occurred_from))
     if occurred_to is not None:
-        query = query.where(col(AuditEvent.occurred_at) < occurred_to)
+        query = query.where(col(AuditEvent.occurred_at) < utc_bound(occurred_to))
     rows = session.scalars(query.order_by(col(AuditEvent.seq)).limit(limit))
     return [row.model_dump(mode="json") for row in rows]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 from labflow import audit, jobs
 from labflow.clinical import code_maps
 from labflow.interop.model import MappingError
-from labflow.models import Decision, InboundMessage, as_utc, utcnow
+from labflow.models import Decision, InboundMessage, utc_bound, utcnow
 from labflow.services.mapping import map_body
 from labflow.services.patients import Conflict, NotFound
 
@@ -42,14 +42,10 @@ class MessageFilter:
                 query = query.where(col(column) == value)
         # In UTC: SQLite compares the stored UTC text, so 10:00+02:00 must become 08:00.
         if self.received_from is not None:
-            query = query.where(col(m.received_at) >= _utc(self.received_from))
+            query = query.where(col(m.received_at) >= utc_bound(self.received_from))
         if self.received_to is not None:
-            query = query.where(col(m.received_at) < _utc(self.received_to))
+            query = query.where(col(m.received_at) < utc_bound(self.received_to))
         return query
-
-
-def _utc(moment: datetime) -> datetime:
-    return as_utc(moment).astimezone(UTC)  # a time without an offset is read as UTC
 
 
 def search(
