@@ -87,3 +87,21 @@ def message_status(message_id: str) -> str:
     with session_scope() as s:
         row = s.get(InboundMessage, message_id)
         return row.status if row else "missing"
+
+
+# Sample facts shared by pipeline tests: daratumumab given, then a panreactive IAT screen.
+DARA = {
+    "kind": "therapy",
+    "effective": "2026-05-01T09:00:00Z",
+    "agent": "daratumumab",
+    "route": "IV",
+    "record": "administered",
+    "first_dose": "2026-01-05",
+    "last_dose": "2026-05-01",
+}
+PANREACTIVE = {
+    "kind": "antibody_screen",
+    "effective": "2026-05-10T08:00:00Z",
+    "interpretation": "positive",
+    "cells": {"I": "1+", "II": "1+", "III": "1+"},
+}

@@ -6,23 +6,15 @@ from sqlalchemy import func, select
 
 from labflow.db import session_scope
 from labflow.models import Decision, InboundMessage
-from tests.support import INTERFACE, json_event, message_status, signed_headers, wait_for
-
-PANREACTIVE = {
-    "kind": "antibody_screen",
-    "effective": "2026-05-10T08:00:00Z",
-    "interpretation": "positive",
-    "cells": {"I": "1+", "II": "1+", "III": "1+"},
-}
-DARA = {
-    "kind": "therapy",
-    "effective": "2026-05-01T09:00:00Z",
-    "agent": "daratumumab",
-    "route": "IV",
-    "record": "administered",
-    "first_dose": "2026-01-05",
-    "last_dose": "2026-05-01",
-}
+from tests.support import (
+    DARA,
+    INTERFACE,
+    PANREACTIVE,
+    json_event,
+    message_status,
+    signed_headers,
+    wait_for,
+)
 
 
 def _send(client, mrn: str, facts: list[dict]) -> str:

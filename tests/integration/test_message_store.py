@@ -11,25 +11,18 @@ from sqlalchemy import select
 
 from labflow.db import session_scope
 from labflow.models import AuditEvent, InboundMessage
-from tests.support import INTERFACE, json_event, message_status, signed_headers, wait_for
+from tests.support import (
+    DARA,
+    INTERFACE,
+    PANREACTIVE,
+    json_event,
+    message_status,
+    signed_headers,
+    wait_for,
+)
 
 from .conftest import bearer, hl7_message, new_control_id
 
-DARA = {
-    "kind": "therapy",
-    "effective": "2026-05-01T09:00:00Z",
-    "agent": "daratumumab",
-    "route": "IV",
-    "record": "administered",
-    "first_dose": "2026-01-05",
-    "last_dose": "2026-05-01",
-}
-PANREACTIVE = {
-    "kind": "antibody_screen",
-    "effective": "2026-05-10T08:00:00Z",
-    "interpretation": "positive",
-    "cells": {"I": "1+", "II": "1+", "III": "1+"},
-}
 HL7_INTERFACE = "hl7lis"  # configured with a signing secret in tests/conftest.py
 
 

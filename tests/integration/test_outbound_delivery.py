@@ -19,25 +19,18 @@ from standardwebhooks import Webhook
 from labflow.db import session_scope
 from labflow.models import Decision, DeliveryAttempt, OutboundDelivery, utcnow
 from labflow.services import delivery
-from tests.support import INTERFACE, json_event, message_status, signed_headers, wait_for
+from tests.support import (
+    DARA,
+    INTERFACE,
+    PANREACTIVE,
+    json_event,
+    message_status,
+    signed_headers,
+    wait_for,
+)
 
 from .conftest import Received, Receiver, bearer
 
-DARA = {
-    "kind": "therapy",
-    "effective": "2026-05-01T09:00:00Z",
-    "agent": "daratumumab",
-    "route": "IV",
-    "record": "administered",
-    "first_dose": "2026-01-05",
-    "last_dose": "2026-05-01",
-}
-PANREACTIVE = {
-    "kind": "antibody_screen",
-    "effective": "2026-05-10T08:00:00Z",
-    "interpretation": "positive",
-    "cells": {"I": "1+", "II": "1+", "III": "1+"},
-}
 SCREEN_NEGATIVE = {
     "kind": "antibody_screen",
     "effective": "2026-05-12T08:00:00Z",
