@@ -24,9 +24,16 @@ def profile() -> LabProfile:
 
 
 def code_maps() -> CodeMaps:
-    return CodeMaps(drug_codes=protocol().drug_codes(), local_codes=profile().local_codes)
+    return _code_maps(get_settings().lab_profile)
+
+
+@lru_cache
+def _code_maps(path: str | None) -> CodeMaps:
+    # Built once per profile, not once per message: every ingest and every task needs it.
+    return CodeMaps(drug_codes=protocol().drug_codes(), local_codes=_profile(path).local_codes)
 
 
 def reset() -> None:
     protocol.cache_clear()
     _profile.cache_clear()
+    _code_maps.cache_clear()

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from labflow import __version__
 from labflow.api import audit, evaluate, health, inbound, messages, patients, subscriptions
+from labflow.errors import Conflict, NotFound
 from labflow.logs import configure_logging
 
 DESCRIPTION = """
@@ -25,6 +26,15 @@ def create_app() -> FastAPI:
     for module in (inbound, messages, patients, evaluate, subscriptions, audit, health):
         app.include_router(module.router)
     health.register_backlog_metrics()
+
+    # Services raise domain errors; this is the one place they become HTTP answers.
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

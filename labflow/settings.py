@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = 120.0
     max_body_bytes: int = 1_000_000
     embedded_worker_threads: int = 2
-    timestamp_tolerance_seconds: int = 300
 
     @field_validator("broker_url")
     @classmethod

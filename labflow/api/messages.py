@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from labflow.api.deps import BAD_BODY, NoNul, SessionDep, TokenDep, actor, require
 from labflow.models import ApiToken
 from labflow.services import messages
-from labflow.services.patients import Conflict, NotFound
 
 router = APIRouter(prefix="/api/v1/messages", tags=["message store"], dependencies=[NoNul])
 Operator = Annotated[ApiToken, Depends(require("supervisor", "technologist", "integration"))]
@@ -55,10 +54,7 @@ def list_messages(
 @router.get("/{message_id}", responses=ERRORS)
 def read_message(message_id: str, session: SessionDep, _token: TokenDep) -> dict[str, Any]:
     """Raw body, parsed summary, errors, attempts, resulting decisions and copies."""
-    try:
-        return messages.detail(session, message_id)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return messages.detail(session, message_id)
 
 
 class Reason(BaseModel):
@@ -74,12 +70,7 @@ class Edited(Reason):
 def reprocess_message(
     message_id: str, body: Reason, session: SessionDep, token: Operator
 ) -> dict[str, Any]:
-    try:
-        return messages.reprocess(session, message_id, actor=actor(token), reason=body.reason)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    return messages.reprocess(session, message_id, actor=actor(token), reason=body.reason)
 
 
 @router.post("/reprocess", responses={**ERRORS, **BAD_BODY})
@@ -101,14 +92,11 @@ def edit_message(
     message_id: str, body: Edited, session: SessionDep, token: Supervisor
 ) -> dict[str, Any]:
     """Apply a corrected copy of a message; the original stays as it was, linked."""
-    try:
-        return messages.edit_and_reprocess(
-            session,
-            message_id,
-            body=body.body.encode(),
-            content_type=body.content_type,
-            actor=actor(token),
-            reason=body.reason,
-        )
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return messages.edit_and_reprocess(
+        session,
+        message_id,
+        body=body.body.encode(),
+        content_type=body.content_type,
+        actor=actor(token),
+        reason=body.reason,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from labflow.api.deps import BAD_BODY, NoNul, SessionDep, TokenDep, actor, require
@@ -21,10 +21,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.get("/{mrn}", responses=NOT_FOUND)
 def read_patient(mrn: str, session: SessionDep, _token: TokenDep) -> dict[str, Any]:
     """Therapies and interference window, requirements, open flags, reflex orders, crossmatch."""
-    try:
-        return patients.patient_view(session, mrn)
-    except patients.NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return patients.patient_view(session, mrn)
 
 
 @router.get("/{mrn}/decisions", responses=NOT_FOUND)
@@ -36,10 +33,7 @@ def read_decisions(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[dict[str, Any]]:
     """Every decision: trigger, protocol and profile versions, rules fired, explanation."""
-    try:
-        return patients.decisions(session, mrn, limit=limit, offset=offset)
-    except patients.NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return patients.decisions(session, mrn, limit=limit, offset=offset)
 
 
 class Removal(BaseModel):
@@ -62,9 +56,6 @@ def remove_requirement(
     token: Annotated[ApiToken, Depends(require("supervisor"))],
 ) -> dict[str, Any]:
     """A person confirms that a requirement is no longer needed (R-D4); audited."""
-    try:
-        return patients.remove_requirement(
-            session, mrn=mrn, code=code, actor=actor(token), reason=removal.reason
-        )
-    except patients.NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return patients.remove_requirement(
+        session, mrn=mrn, code=code, actor=actor(token), reason=removal.reason
+    )

@@ -12,7 +12,6 @@ from sqlmodel import col
 from labflow.api.deps import BAD_BODY, NoNul, SessionDep, actor, require
 from labflow.models import ApiToken, Subscription
 from labflow.services import subscriptions
-from labflow.services.patients import NotFound
 from labflow.settings import OutboundWebhook
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["outbound"], dependencies=[NoNul])
@@ -46,10 +45,7 @@ class Enabled(BaseModel):
 def set_enabled(
     subscription_id: str, body: Enabled, session: SessionDep, token: Admin
 ) -> dict[str, Any]:
-    try:
-        return subscriptions.set_enabled(session, subscription_id, body.enabled, actor=actor(token))
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return subscriptions.set_enabled(session, subscription_id, body.enabled, actor=actor(token))
 
 
 @router.get("/{subscription_id}/deliveries", responses=ERRORS)
@@ -61,7 +57,4 @@ def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/replay", responses=ERRORS)
 def replay_delivery(delivery_id: str, session: SessionDep, token: Admin) -> dict[str, Any]:
-    try:
-        return subscriptions.replay(session, delivery_id, actor=actor(token))
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return subscriptions.replay(session, delivery_id, actor=actor(token))

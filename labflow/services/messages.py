@@ -13,10 +13,10 @@ from sqlmodel import Session, col
 
 from labflow import audit, jobs
 from labflow.clinical import code_maps
+from labflow.errors import Conflict, NotFound
 from labflow.interop.model import MappingError
 from labflow.models import Decision, InboundMessage, utc_bound, utcnow
 from labflow.services.mapping import map_body
-from labflow.services.patients import Conflict, NotFound
 
 
 @dataclass(frozen=True)

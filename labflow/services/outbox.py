@@ -14,15 +14,6 @@ from sqlmodel import Session, col
 from labflow import jobs
 from labflow.models import OutboundDelivery, Subscription, new_id, utcnow
 
-EVENT_TYPES = (
-    "flag.raised",
-    "flag.resolved",
-    "requirement.added",
-    "requirement.removed",
-    "reflex.requested",
-    "decision.recorded",
-)
-
 
 def decision_events(
     change_events: list[dict[str, Any]], decision: Mapping[str, Any]

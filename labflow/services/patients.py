@@ -9,18 +9,11 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from labflow import audit, clinical
+from labflow.errors import NotFound
 from labflow.models import Decision, PatientFlag, ReflexOrder, Requirement, utcnow
 from labflow.services.facts import find_patient, load_facts
 from labflow.services.outbox import record_person_event
 from protocols import exposures
-
-
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
 
 
 def patient_view(session: Session, mrn: str, as_of: datetime | None = None) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 from labflow import audit, jobs
+from labflow.errors import NotFound
 from labflow.models import OutboundDelivery, Subscription, utcnow
 from labflow.services.delivery import pause_pending
-from labflow.services.patients import NotFound
 from labflow.settings import OutboundWebhook
 
 
